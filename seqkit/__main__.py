@@ -1,0 +1,5 @@
+import sys
+
+from seqkit.cli.main import main
+
+sys.exit(main())

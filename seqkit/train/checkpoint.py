@@ -1,0 +1,105 @@
+"""Checkpoints: atomic writes and safe loads.
+
+A checkpoint is a plain dict of tensors and Python literals, written with
+``torch.save`` to a temporary file in the same directory, flushed to disk and then
+renamed over the target (``os.replace`` is atomic on POSIX), so a crash or a kill
+never leaves a half-written checkpoint behind.  Loading always uses
+``torch.load(weights_only=True)``: a file that needs arbitrary unpickling (and so
+could run code) is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import SeqkitError
+
+FORMAT = "seqkit-checkpoint"
+VERSION = 1
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to ``path`` atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a seqkit checkpoint safely (``weights_only=True``).
+
+    Raises :class:`SeqkitError` for a missing file, a truncated/corrupt file, a file
+    whose unpickling would run code, or a file that is not a seqkit checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SeqkitError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SeqkitError(
+            f"{path}: refused to load: the file is not a plain weights checkpoint and "
+            f"unpickling it could run code ({first})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SeqkitError(f"{path}: cannot read checkpoint (corrupt or truncated?): {first}") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise SeqkitError(f"{path}: not a seqkit checkpoint")
+    return obj
+
+
+def rng_state() -> dict:
+    """All RNG states a training step can touch, as weights_only-loadable values."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    try:
+        import numpy as np
+
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        state["numpy"] = [kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, cached]
+    except ImportError:  # pragma: no cover - numpy ships with torch's deps
+        pass
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "numpy" in state:
+        import numpy as np
+
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

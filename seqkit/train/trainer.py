@@ -1,0 +1,413 @@
+"""The trainer every recipe uses.
+
+What it does for a task:
+
+* seeds everything, picks the device and thread count, optionally wraps the model in
+  DDP (``torchrun``; gloo on CPU);
+* batches by length buckets under a padded-token cap (:class:`BucketBatchSampler`);
+* optimizer and LR schedule from :class:`~seqkit.config.TrainConfig`, gradient
+  accumulation, gradient-norm clipping (on by default);
+* skips and counts optimizer steps whose loss is not finite; stops cleanly with a
+  checkpoint after ``max_bad_steps`` in a row;
+* evaluates on dev every epoch (or every ``eval_every`` steps), early-stops on a dev
+  metric, keeps ``best.pt`` and ``last.pt``;
+* logs to ``metrics.jsonl`` and TensorBoard, shows tqdm progress, plots
+  ``learning_curve.png``;
+* resumes exactly: ``last.pt`` holds model, optimizer, scheduler, all RNG states, the
+  epoch and the position in that epoch's (deterministic) batch order, so a run that is
+  killed and resumed ends with the same weights as one that never stopped (on CPU with
+  deterministic settings).
+
+The model contract: ``model(batch)`` returns a dict with ``"loss"`` (a scalar to
+minimise, already averaged over the batch) and optionally ``"n"`` (how many units the
+average was taken over, used to weight the logged loss).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..data.batching import BucketBatchSampler
+from ..errors import ConfigError
+from . import distributed as D
+from .checkpoint import FORMAT, VERSION, atomic_save, load_checkpoint, rng_state, set_rng_state
+from .logs import MetricsLog, plot_learning_curve
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(v, device) for v in batch)
+    return batch
+
+
+def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int, total_steps: int):
+    """Per-step LambdaLR (with linear warm-up) or ReduceLROnPlateau (stepped per evaluation)."""
+    if cfg.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt,
+            mode=cfg.early_stopping.mode,
+            factor=cfg.decay_factor,
+            patience=cfg.decay_patience,
+            min_lr=cfg.min_lr,
+        )
+    base = cfg.lr
+    floor = cfg.min_lr / base if base > 0 else 0.0
+    warm = max(0, cfg.warmup_steps)
+
+    def factor(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        s = step - warm
+        span = max(1, total_steps - warm)
+        if cfg.scheduler == "cosine":
+            f = 0.5 * (1 + math.cos(math.pi * min(1.0, s / span)))
+        elif cfg.scheduler == "linear":
+            f = max(0.0, 1 - s / span)
+        elif cfg.scheduler == "step":
+            f = cfg.decay_factor ** (step // max(1, steps_per_epoch * cfg.decay_every))
+        elif cfg.scheduler == "exponential":
+            f = cfg.decay_factor ** (step / max(1, steps_per_epoch))
+        else:
+            f = 1.0
+        return max(floor, f)
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+class Trainer:
+    """Train ``model`` on ``train_set`` and select it on dev with ``evaluate``.
+
+    Args:
+        model: returns ``{"loss": scalar, "n": int}`` for ``model(batch)``.
+        cfg: training options.
+        train_set: indexable examples; ``collate(list_of_examples) -> batch``.
+        lengths: per-example lengths used for bucketing and the token cap.
+        evaluate: ``evaluate(model) -> dict`` of dev metrics (floats); called on the
+            unwrapped model in eval mode under ``torch.inference_mode``.
+        checkpoint_extra: plain data saved in every checkpoint (config, vocabularies).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        train_set: Sequence,
+        lengths: Sequence[int],
+        collate: Callable[[list], Any],
+        evaluate: Callable[[nn.Module], dict] | None,
+        checkpoint_extra: dict | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
+        self.cfg = cfg
+        self.out = Path(cfg.output_dir)
+        self.device = resolve_device(cfg.device)
+        self.dist = D.setup(self.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.model = model.to(self.device)
+        self.evaluate_fn = evaluate
+        self.extra = checkpoint_extra or {}
+        self._print = log or (lambda s: print(s, file=sys.stderr, flush=True))
+        self.train_set = train_set
+        self.collate = collate
+        self.sampler = BucketBatchSampler(
+            lengths,
+            max_tokens=cfg.max_tokens,
+            max_sentences=cfg.max_sentences,
+            shuffle=True,
+            seed=cfg.seed,
+            num_replicas=self.dist.world_size,
+            rank=self.dist.rank,
+        )
+        self.steps_per_epoch = math.ceil(len(self.sampler) / cfg.accumulate)
+        total = cfg.max_steps or self.steps_per_epoch * cfg.epochs
+        self.optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch, total)
+        self.state = {
+            "epoch": 0,  # epochs completed
+            "batch_in_epoch": 0,  # this rank's batches consumed in the current epoch
+            "step": 0,  # optimizer steps taken
+            "best": None,  # best dev value of early_stopping.metric
+            "best_step": None,
+            "bad_evals": 0,  # evaluations since the best one
+            "bad_steps": 0,  # consecutive skipped (non-finite) steps
+            "skipped_steps": 0,  # all skipped steps
+            "log_records": 0,
+            "loss_sum": 0.0,  # train loss accumulated since the last log line
+            "loss_n": 0,
+            "finished": False,
+            "stop_reason": None,
+        }
+        self.wrapped: nn.Module = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.wrapped = DDP(self.model, device_ids=ids)
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_state(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            **self.extra,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "trainer": dict(self.state),
+            "rng": rng_state(),
+        }
+
+    def save(self, name: str) -> Path:
+        path = self.out / name
+        if self.dist.is_main:
+            atomic_save(self.checkpoint_state(), path)
+        return path
+
+    def resume(self, path: str | Path) -> None:
+        ckpt = load_checkpoint(path, map_location=self.device)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.state.update(ckpt["trainer"])
+        set_rng_state(ckpt["rng"])
+
+    # ------------------------------------------------------------------ evaluation
+    def run_eval(self, logger: MetricsLog) -> dict:
+        metrics: dict = {}
+        if self.evaluate_fn is not None:
+            self.model.eval()
+            with torch.inference_mode():
+                metrics = dict(self.evaluate_fn(self.model))
+            self.model.train()
+        es = self.cfg.early_stopping
+        improved = False
+        if es.metric in metrics:
+            value = float(metrics[es.metric])
+            best = self.state["best"]
+            improved = best is None or (value > best if es.mode == "max" else value < best)
+            if improved:
+                self.state.update(best=value, best_step=self.state["step"], bad_evals=0)
+            else:
+                self.state["bad_evals"] += 1
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(value)
+        elif metrics:
+            raise ConfigError(
+                f"{self.extra.get('config', {}).get('source', 'config')}: key "
+                f"'train.early_stopping.metric': '{es.metric}' is not among the dev metrics "
+                f"{sorted(metrics)}"
+            )
+        if self.dist.is_main:
+            logger.write("dev", self.state["step"], self.state["epoch"], **metrics)
+            self._print(
+                f"dev @ step {self.state['step']} (epoch {self.state['epoch']}): "
+                + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+                + (" *best*" if improved else "")
+            )
+        self.state["log_records"] = len(logger)
+        if improved and self.cfg.keep_best:
+            self.save("best.pt")
+        return metrics
+
+    def _should_stop_early(self) -> bool:
+        p = self.cfg.early_stopping.patience
+        return p is not None and self.state["bad_evals"] >= p
+
+    # ------------------------------------------------------------------ training
+    def fit(self) -> dict:
+        cfg = self.cfg
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        seed_everything(cfg.seed)
+        last = self.out / "last.pt"
+        keep = None
+        if last.exists():
+            self.resume(last)
+            keep = self.state["log_records"]
+            if self.state["finished"]:
+                self._print(f"{last}: run already finished ({self.state['stop_reason']}); nothing to do")
+                return self.summary()
+            self._print(
+                f"resuming from {last}: epoch {self.state['epoch'] + 1}, batch "
+                f"{self.state['batch_in_epoch']}, step {self.state['step']}"
+            )
+        logger = MetricsLog(self.out, cfg.tensorboard, keep_records=keep, enabled=self.dist.is_main)
+        try:
+            self._loop(logger)
+        finally:
+            logger.close()
+            if self.dist.is_main:
+                plot_learning_curve(
+                    logger.records, self.out / "learning_curve.png", cfg.early_stopping.metric
+                )
+        if self.dist.enabled:
+            in_sync = D.same_on_all_ranks(self.model, self.dist)
+            if self.dist.is_main:
+                self._print(f"ddp: {self.dist.world_size} ranks, weights "
+                            + ("in sync" if in_sync else "DIFFER between ranks"))
+        D.barrier(self.dist)
+        return self.summary()
+
+    def summary(self) -> dict:
+        return {k: self.state[k] for k in ("epoch", "step", "best", "best_step", "skipped_steps", "stop_reason")}
+
+    def _log_train(self, logger: MetricsLog, epoch: int, t0: float) -> float:
+        st = self.state
+        avg = st["loss_sum"] / st["loss_n"]
+        logger.write("train", st["step"], epoch, loss=avg, lr=self.optimizer.param_groups[0]["lr"],
+                     sec=round(time.time() - t0, 3))
+        st["loss_sum"], st["loss_n"] = 0.0, 0
+        return avg
+
+    def _loop(self, logger: MetricsLog) -> None:
+        cfg = self.cfg
+        self.model.train()
+        loader_kw = dict(collate_fn=self.collate, num_workers=cfg.num_workers)
+        if cfg.num_workers > 0:
+            loader_kw["timeout"] = 300  # a dead worker is reported, not waited on forever
+        show = cfg.progress and self.dist.is_main
+        while self.state["epoch"] < cfg.epochs and not self.state["finished"]:
+            epoch = self.state["epoch"]
+            self.sampler.set_epoch(epoch)
+            self.sampler.set_start(self.state["batch_in_epoch"])
+            # a private generator: creating the loader's iterator must not draw from the
+            # global RNG, or a mid-epoch resume would shift the dropout masks
+            gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+            loader = torch.utils.data.DataLoader(self.train_set, batch_sampler=self.sampler, generator=gen,
+                                                 **loader_kw)
+            n_batches = len(self.sampler)
+            bar = None
+            if show:
+                from tqdm import tqdm
+
+                bar = tqdm(total=n_batches, initial=self.state["batch_in_epoch"], desc=f"epoch {epoch + 1}",
+                           leave=False, dynamic_ncols=True, disable=None, file=sys.stderr)
+            t0 = time.time()
+            finite = True
+            st = self.state
+            for batch in loader:
+                pos = self.state["batch_in_epoch"]
+                micro = pos % cfg.accumulate
+                last_micro = micro == cfg.accumulate - 1 or pos == n_batches - 1
+                batch = move_to(batch, self.device)
+                sync = (not self.dist.enabled) or last_micro
+                ctx = nullcontext() if sync else self.wrapped.no_sync()
+                with ctx:
+                    out = self.wrapped(batch)
+                    loss = out["loss"]
+                    is_finite = bool(torch.isfinite(loss.detach()).item())
+                    finite = finite and is_finite
+                    (loss / cfg.accumulate).backward()
+                if is_finite:
+                    n = int(out.get("n", 1))
+                    st["loss_sum"] += float(loss.detach()) * n
+                    st["loss_n"] += n
+                self.state["batch_in_epoch"] += 1
+                if bar is not None:
+                    bar.update(1)
+                if not last_micro:
+                    continue
+                # ---- one optimizer step
+                if D.all_true(finite, self.dist, self.device):
+                    if cfg.clip_grad_norm:
+                        nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
+                    self.optimizer.step()
+                    self.state["bad_steps"] = 0
+                else:
+                    self.state["bad_steps"] += 1
+                    self.state["skipped_steps"] += 1
+                    if self.dist.is_main:
+                        self._print(f"step {self.state['step'] + 1}: non-finite loss, step skipped "
+                                    f"({self.state['skipped_steps']} skipped so far)")
+                self.optimizer.zero_grad(set_to_none=True)
+                finite = True
+                self.state["step"] += 1
+                if not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    with warnings.catch_warnings():  # a skipped step still advances the schedule
+                        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                        self.scheduler.step()
+                step = self.state["step"]
+                if self.state["bad_steps"] >= cfg.max_bad_steps:
+                    self.state.update(finished=True, stop_reason=f"{cfg.max_bad_steps} non-finite steps in a row")
+                if step % cfg.log_every == 0 and st["loss_n"]:
+                    avg = self._log_train(logger, epoch, t0)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{avg:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+                    t0 = time.time()
+                if cfg.eval_every and step % cfg.eval_every == 0:
+                    self.run_eval(logger)
+                    if self._should_stop_early():
+                        self.state.update(finished=True, stop_reason="early stopping")
+                if cfg.max_steps and step >= cfg.max_steps and not self.state["finished"]:
+                    self.state.update(finished=True, stop_reason=f"max_steps={cfg.max_steps}")
+                self.state["log_records"] = len(logger)
+                if self.state["finished"] or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                    self.save("last.pt")
+                if self.state["finished"]:
+                    break
+            if bar is not None:
+                bar.close()
+            if self.state["finished"]:
+                break
+            # ---- end of epoch
+            self.state["epoch"] += 1
+            self.state["batch_in_epoch"] = 0
+            if st["loss_n"]:
+                self._log_train(logger, epoch, t0)
+            if not cfg.eval_every:
+                self.run_eval(logger)
+                if self._should_stop_early():
+                    self.state.update(finished=True, stop_reason="early stopping")
+            if self.state["epoch"] >= cfg.epochs:
+                self.state.update(finished=True, stop_reason=f"epochs={cfg.epochs}")
+            self.state["log_records"] = len(logger)
+            self.save("last.pt")
+        if self.state["stop_reason"] and self.dist.is_main:
+            self._print(f"training stopped: {self.state['stop_reason']}; best "
+                        f"{cfg.early_stopping.metric}={self.state['best']} at step {self.state['best_step']}")

@@ -1,0 +1,159 @@
+"""Trainer: exact resume after a crash, non-finite steps, early stopping, accumulation, schedules."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from seqkit.config import EarlyStoppingConfig, TrainConfig
+from seqkit.data import pad_sequences
+from seqkit.train.checkpoint import load_checkpoint
+from seqkit.train.trainer import Trainer, build_scheduler
+
+
+class ToyLM(nn.Module):
+    """Next-token GRU LM with dropout (so resume must restore the RNG too)."""
+
+    def __init__(self, vocab=16, dim=12):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, dim, padding_idx=0)
+        self.rnn = nn.GRU(dim, dim, batch_first=True)
+        self.drop = nn.Dropout(0.3)
+        self.out = nn.Linear(dim, vocab)
+        self.calls = 0
+        self.crash_at = None  # raise on this forward call (simulated kill)
+        self.nan_batches: set[int] = set()
+
+    def forward(self, batch):
+        self.calls += 1
+        if self.crash_at is not None and self.calls == self.crash_at:
+            raise KeyboardInterrupt("simulated kill")
+        x = batch["x"]
+        h, _ = self.rnn(self.drop(self.emb(x[:, :-1])))
+        logits = self.out(self.drop(h))
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten(), ignore_index=0)
+        if self.calls in self.nan_batches:
+            loss = loss * float("nan")
+        return {"loss": loss, "n": int((x[:, 1:] != 0).sum())}
+
+
+def make_data(n=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    data = []
+    for _ in range(n):
+        length = int(torch.randint(3, 12, (1,), generator=g))
+        data.append(torch.randint(1, 16, (length,), generator=g).tolist())
+    return data
+
+
+def collate(items):
+    x, _ = pad_sequences(items, 0)
+    return {"x": x}
+
+
+def make_trainer(tmp_path, name, crash_at=None, nan_batches=(), **over):
+    torch.manual_seed(0)
+    model = ToyLM()
+    model.crash_at = crash_at
+    model.nan_batches = set(nan_batches)
+    opts = dict(output_dir=str(tmp_path / name), epochs=3, max_tokens=60, lr=0.01, checkpoint_every=2,
+                log_every=3, tensorboard=False, progress=False, seed=5)
+    cfg = TrainConfig(**{**opts, **over})
+    data = make_data()
+    dev = collate(make_data(8, seed=1))
+
+    def evaluate(m):
+        return {"loss": float(m(dev)["loss"])}
+
+    return Trainer(model, cfg, data, [len(d) for d in data], collate, evaluate, log=lambda s: None)
+
+
+def records(path):
+    out = []
+    for line in (path / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        rec.pop("sec", None)  # wall time differs between runs
+        out.append(rec)
+    return out
+
+
+@pytest.mark.parametrize("crash_at", [5, 13, 23])
+def test_resume_after_crash_is_bit_identical(tmp_path, crash_at):
+    ref = make_trainer(tmp_path, "ref")
+    ref.fit()
+    n_calls = ref.model.calls
+
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(tmp_path, "crash", crash_at=crash_at).fit()
+    assert (tmp_path / "crash" / "last.pt").exists()
+    resumed = make_trainer(tmp_path, "crash")  # a new process would build everything anew
+    resumed.fit()
+
+    a, b = ref.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert records(tmp_path / "ref") == records(tmp_path / "crash")
+    assert ref.state["step"] == resumed.state["step"] and resumed.state["finished"]
+    assert n_calls > crash_at  # the crash really happened mid-run
+    last = load_checkpoint(tmp_path / "crash" / "last.pt")
+    assert last["trainer"]["epoch"] == 3 and last["trainer"]["stop_reason"] == "epochs=3"
+
+
+def test_finished_run_is_not_trained_again(tmp_path):
+    t = make_trainer(tmp_path, "r")
+    t.fit()
+    again = make_trainer(tmp_path, "r")
+    again.fit()
+    assert again.model.calls == 0 and again.state["step"] == t.state["step"]
+
+
+def test_non_finite_steps_are_skipped_and_counted(tmp_path):
+    t = make_trainer(tmp_path, "nan", nan_batches={2, 3, 7}, epochs=1)
+    t.fit()
+    assert t.state["skipped_steps"] == 3
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+
+
+def test_persistent_non_finite_loss_stops_cleanly_with_checkpoint(tmp_path):
+    t = make_trainer(tmp_path, "nan", nan_batches=range(1, 1000), max_bad_steps=4)
+    t.fit()
+    assert t.state["step"] == 4 and t.state["stop_reason"] == "4 non-finite steps in a row"
+    assert load_checkpoint(tmp_path / "nan" / "last.pt")["trainer"]["finished"]
+
+
+def test_early_stopping_and_best_checkpoint(tmp_path):
+    t = make_trainer(tmp_path, "es", epochs=50, lr=0.0,
+                     early_stopping=EarlyStoppingConfig(metric="loss", mode="min", patience=2))
+    t.fit()
+    # lr=0: the dev loss never improves after the first evaluation
+    assert t.state["stop_reason"] == "early stopping" and t.state["epoch"] == 3
+    assert load_checkpoint(tmp_path / "es" / "best.pt")["trainer"]["best_step"] == t.state["best_step"]
+    assert (tmp_path / "es" / "learning_curve.png").stat().st_size > 1000
+
+
+def test_gradient_accumulation_step_count(tmp_path):
+    one = make_trainer(tmp_path, "a1", epochs=1)
+    one.fit()
+    two = make_trainer(tmp_path, "a2", epochs=1, accumulate=2)
+    two.fit()
+    batches = len(one.sampler)
+    assert one.state["step"] == batches and two.state["step"] == (batches + 1) // 2
+
+
+def test_warmup_cosine_schedule():
+    p = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    cfg = TrainConfig(lr=1.0, scheduler="cosine", warmup_steps=4, min_lr=0.1)
+    sched = build_scheduler(opt, cfg, steps_per_epoch=10, total_steps=14)
+    lrs = []
+    for _ in range(14):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    # step 13 is 9 of 10 post-warm-up steps into the cosine
+    assert lrs[4] == pytest.approx(1.0)
+    assert lrs[-1] == pytest.approx(max(0.1, 0.5 * (1 + math.cos(math.pi * 9 / 10))))
