@@ -96,6 +96,15 @@ def _type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
+def _suggest(key: str, options: list[str]) -> str | None:
+    """The option a mistyped ``key`` most likely meant (typo or extra/missing suffix)."""
+    close = difflib.get_close_matches(key, options, n=1)
+    if close:
+        return close[0]
+    related = [o for o in options if len(o) >= 2 and (key.startswith(o) or o.startswith(key))]
+    return max(related, key=len) if related else None
+
+
 def _fail(where: str, key: str, msg: str) -> ConfigError:
     return ConfigError(f"{where}: key '{key}': {msg}")
 
@@ -175,8 +184,8 @@ def from_dict(cls: type, data: dict, where: str = "<config>", prefix: str = "") 
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            close = _suggest(str(key), list(fields))
+            hint = f" (did you mean '{prefix}{close}'?)" if close else ""
             valid = ", ".join(sorted(fields))
             raise ConfigError(
                 f"{where}: unknown key '{prefix}{key}'{hint}; valid keys here: {valid}"
@@ -261,8 +270,8 @@ def build_config(raw: dict, where: str = "<config>") -> ExperimentConfig:
     known = {"task", "data", "model", "train"}
     for key in raw:
         if key not in known:
-            close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            close = _suggest(str(key), sorted(known))
+            hint = f" (did you mean '{close}'?)" if close else ""
             raise ConfigError(f"{where}: unknown key '{key}'{hint}; valid keys: data, model, task, train")
     if "task" not in raw:
         raise ConfigError(f"{where}: missing required key 'task'")

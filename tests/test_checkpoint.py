@@ -46,7 +46,7 @@ def test_code_running_pickle_is_refused(tmp_path):
     evil.marker = marker
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
-        pickle.dump({"format": FORMAT, "payload": evil}, f)
+        pickle.dump({"format": FORMAT, "payload": evil}, f, protocol=2)
     with pytest.raises(SeqkitError, match="refused to load"):
         load_checkpoint(path)
     assert not marker.exists()

@@ -30,6 +30,7 @@ def test_train_kill_resume_evaluate_predict(tmp_path):
 
     ref = run_seqkit("train", str(cfg), f"train.output_dir={ref_dir}")
     ref_metrics = json.loads(ref.stdout.strip().splitlines()[-1])
+    assert ref_metrics.pop("output_dir") == str(ref_dir)
     assert 0.0 <= ref_metrics["slot_f1"] <= 1.0 and ref_metrics["sentences"] == 20
 
     # the same run, killed with SIGKILL as soon as its first checkpoint exists
@@ -50,7 +51,9 @@ def test_train_kill_resume_evaluate_predict(tmp_path):
     for name in ("last.pt", "best.pt"):
         a, b = weights(ref_dir / name), weights(run_dir / name)
         assert all(torch.equal(a[k], b[k]) for k in a), name
-    assert json.loads(resumed.stdout.strip().splitlines()[-1]) == ref_metrics
+    resumed_metrics = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert resumed_metrics.pop("output_dir") == str(run_dir)
+    assert resumed_metrics == ref_metrics
 
     # artefacts of the main job
     for name in ("dev.hyp.seq.out", "dev.hyp.label", "dev_metrics.json", "learning_curve.png", "metrics.jsonl",
