@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seqkit.errors import DataError, SeqkitError
+from seqkit.textio import read_lines as _read_lines
 
 KINDS = ("seq.in", "seq.out", "label")
 REQUIRED_SPLITS = ("train", "dev")
@@ -124,32 +125,9 @@ class Split:
 
 
 def read_lines(path: str | Path) -> list[str]:
-    """Lines of a text file, decoded as strict UTF-8 (a leading BOM is dropped).
-
-    Lines are split on LF only (a trailing CR is removed); a final newline is optional and
-    blank lines at the very end of the file are ignored.
-    Raises :class:`DataError` naming the line of the first undecodable byte.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError("file not found", path) from None
-    except IsADirectoryError:
-        raise DataError("is a directory, expected a file", path) from None
-    except OSError as err:
-        raise DataError(f"cannot read: {err.strerror or err}", path) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        bad = data[err.start : err.end].hex()
-        raise DataError(
-            f"not valid UTF-8 (byte 0x{bad} at offset {err.start})", path, line
-        ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+    """Lines of a text file by seqkit's strict rules (:func:`seqkit.textio.read_lines`);
+    blank lines at the very end of the file are ignored."""
+    lines = _read_lines(path)
     while lines and not lines[-1].strip():
         lines.pop()
     return lines

@@ -46,25 +46,9 @@ def _cmd_evaluate(args) -> int:
 
 
 def _read_input(path: str) -> list[str]:
-    if path == "-":
-        data = sys.stdin.buffer.read()
-        name = "<stdin>"
-    else:
-        from pathlib import Path
+    from ..textio import decode_lines, read_lines
 
-        p = Path(path)
-        if not p.is_file():
-            raise SeqkitError(f"{path}: no such file")
-        data, name = p.read_bytes(), path
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise SeqkitError(f"{name}:{line}: not valid UTF-8") from None
-    lines = text.split("\n")
-    if lines[-1] == "":  # a final newline ends the last line; it does not start a new one
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
+    return decode_lines(sys.stdin.buffer.read(), "<stdin>") if path == "-" else read_lines(path)
 
 
 def _cmd_predict(args) -> int:

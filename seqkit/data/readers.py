@@ -18,39 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError, Skips
+from ..textio import read_lines
 from .vocab import EOS
 
 PathLike = str | Path
-
-
-def read_lines(path: PathLike) -> list[str]:
-    """All lines of a UTF-8 text file, without ``"\\n"`` / ``"\\r\\n"``.
-
-    A final newline does not produce an extra empty line.
-    """
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise DataError("no such file", p) from None
-    except IsADirectoryError:
-        raise DataError("is a directory, expected a text file", p) from None
-    except OSError as e:
-        raise DataError(f"cannot read: {e.strerror}", p) from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        bad = data[e.start : e.end]
-        raise DataError(f"not valid UTF-8 (bytes {bad!r}: {e.reason})", p, line) from None
-    if not text:
-        return []
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
 def _check_same_count(a: PathLike, na: int, b: PathLike, nb: int) -> None:

@@ -14,36 +14,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DataError
+from ..textio import read_lines
 
 __all__ = ["read_tag_lines", "read_text_lines"]
 
 
 def read_text_lines(path: str | Path) -> list[str]:
-    """All lines of a UTF-8 text file, without ``"\\n"`` / ``"\\r\\n"``."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise DataError("no such file", p) from None
-    except IsADirectoryError:
-        raise DataError("is a directory, expected a text file", p) from None
-    except OSError as e:
-        raise DataError(f"cannot read: {e.strerror}", p) from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if not data:
-        raise DataError("file is empty", p)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(
-            f"not valid UTF-8 (bytes {data[e.start:e.end]!r}: {e.reason})", p, line
-        ) from None
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    """All lines of a UTF-8 text file, without ``"\\n"`` / ``"\\r\\n"``; empty file -> error."""
+    lines = read_lines(path)
+    if not lines:
+        raise DataError("file is empty", Path(path))
+    return lines
 
 
 def read_tag_lines(path: str | Path) -> list[list[str]]:
