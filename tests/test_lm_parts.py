@@ -23,6 +23,16 @@ from seqkit.nn.dropout import (
 from seqkit.nn.lm import RNNLM, ContinuousCache, cache_pointer_log_probs
 from seqkit.search.state import expand_state, select_state
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids oversubscription on a shared 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ----------------------------------------------------------------------------- locked dropout
 
 

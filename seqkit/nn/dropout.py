@@ -157,15 +157,41 @@ class _WeightDropRNNBase(nn.Module):
 
     _rnn_class: type[nn.RNNBase]
 
-    def __init__(self, *args, weight_dropout: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        weight_dropout: float = 0.0,
+        **rnn_kwargs,
+    ):
         super().__init__()
         self.weight_dropout = _check_p(weight_dropout, "weight_dropout")
-        self.rnn = self._rnn_class(*args, **kwargs)
-        for attr in ("input_size", "hidden_size", "num_layers", "bias", "batch_first"):
-            setattr(self, attr, getattr(self.rnn, attr))
-        self.bidirectional = self.rnn.bidirectional
-        self.dropout = self.rnn.dropout
+        self.rnn = self._rnn_class(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            **rnn_kwargs,
+        )
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.bidirectional = bidirectional
         self.proj_size = getattr(self.rnn, "proj_size", 0)
+        # Uses torch.nn.RNNBase's weight list (_flat_weights_names / _init_flat_weights),
+        # present from torch 1.x through 2.11.
         self._dropped_names = [n for n in self.rnn._flat_weights_names if n.startswith("weight_hh")]
         for name in self._dropped_names:
             # Move the Parameter object itself (no copy): optimisers and inits see it once.
@@ -274,6 +300,31 @@ class WeightDropLSTM(_WeightDropRNNBase):
     """
 
     _rnn_class = nn.LSTM
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        *,
+        weight_dropout: float = 0.0,
+    ):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            weight_dropout=weight_dropout,
+            proj_size=proj_size,
+        )
 
 
 class WeightDropGRU(_WeightDropRNNBase):
