@@ -21,6 +21,17 @@ from seqkit.nn.attention import (
 )
 
 B, S, DQ, DK, DV, A = 3, 7, 5, 6, 4, 8
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one intra-op thread is much faster on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 LENGTHS = torch.tensor([7, 3, 5])
 
 
