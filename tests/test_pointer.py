@@ -163,3 +163,17 @@ def test_overfits_sorting_to_100_percent():
             if acc == 1.0:
                 break
     assert acc == 1.0, f"sorting accuracy {acc:.3f} after {it + 1} steps"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    torch.manual_seed(0)
+    net = PointerNetwork(3, 6, mask_chosen=True)
+    x, lengths, targets = _batch()
+    cpu = net(x, lengths, targets)
+    net = net.cuda()
+    gpu = net(x.cuda(), lengths.cuda(), targets.cuda())
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-4)
+    assert torch.equal(
+        net.greedy_decode(x.cuda(), lengths.cuda()).cpu(), net.cpu().greedy_decode(x, lengths)
+    )
