@@ -444,6 +444,46 @@ def test_finished_hypotheses_are_not_extended_and_nbest_is_clean():
             assert h.log_prob == pytest.approx(lp, rel=1e-10)
 
 
+class HistoryDecoder:
+    """Scores depend on a per-hypothesis running sum kept in ``state["acc"]``.
+
+    ``in_place=True`` updates that tensor in place and returns the same object, which search
+    must still reorder (its in-place version counter changes); ``state["table"]`` is passed
+    through untouched, so search may skip reordering it.
+    """
+
+    def __init__(self, vocab: int, in_place: bool):
+        g = torch.Generator().manual_seed(5)
+        self.emb = torch.randn(vocab + 2, 3, generator=g, dtype=DT)
+        self.proj = torch.randn(3, vocab, generator=g, dtype=DT)
+        self.in_place = in_place
+
+    def init_state(self, b: int) -> State:
+        g = torch.Generator().manual_seed(6)
+        return {"acc": torch.zeros(b, 3, dtype=DT), "table": torch.randn(b, 3, generator=g)}
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        acc = state["acc"]
+        if self.in_place:
+            acc.mul_(0.7).add_(self.emb[tokens])
+        else:
+            acc = acc * 0.7 + self.emb[tokens]
+        lp = torch.tanh(acc + state["table"].to(DT)) @ self.proj * 3
+        return lp.log_softmax(-1), {"acc": acc, "table": state["table"]}
+
+
+def test_in_place_state_updates_are_reordered():
+    kw: dict = dict(beam=4, bos=EOS, eos=EOS, max_len=7, nbest=3, length_penalty=0.4)
+    fresh = HistoryDecoder(6, in_place=False)
+    inplace = HistoryDecoder(6, in_place=True)
+    want = beam_search(fresh, fresh.init_state(5), **kw)
+    got = beam_search(inplace, inplace.init_state(5), **kw)
+    for w, g in zip(want, got, strict=True):
+        assert [h.tokens for h in w] == [h.tokens for h in g]
+        assert [h.score for h in w] == pytest.approx([h.score for h in g], rel=1e-12)
+    assert len({tuple(h.tokens) for hyps in want for h in hyps}) > 5  # not a degenerate model
+
+
 def test_max_len_fallback_returns_flagged_unfinished():
     v, b, max_len = 5, 3, 3
     dec = HashDecoder(v, seed=4, no_eos=True)

@@ -134,6 +134,46 @@ def _batch_info(state: State) -> tuple[int, torch.device]:
     return first.size(0), first.device
 
 
+class _Entry:
+    """One model with its state, and the state keys that are *static* for search.
+
+    A key is static while the model has returned, at every step since the state was
+    expanded for the beam, the very tensor it was given, unmodified (same object, same
+    in-place version counter): encoder memory, masks, key projections, CTC utterance ids.
+    Its ``beam`` rows of a sentence are then copies of one row, so reordering hypotheses
+    *within* a sentence leaves it unchanged and :meth:`reorder` skips the copy.
+    """
+
+    def __init__(self, weight: float, model, state: State) -> None:
+        self.weight = weight
+        self.model = model
+        self.state = state
+        self.static: set[str] = set()
+
+    def step(self, tokens: Tensor, **kwargs) -> Tensor:
+        old = self.state
+        versions = {k: old[k]._version for k in self.static}
+        scores, new = self.model.step(tokens, old, **kwargs)
+        self.static = {
+            k for k in self.static if new.get(k) is old[k] and new[k]._version == versions[k]
+        }
+        self.state = new
+        return scores
+
+    def expand(self, beam: int) -> None:
+        self.state = expand_state(self.state, beam)
+        self.static = set(self.state)
+
+    def reorder(self, index: Tensor) -> None:
+        """Gather rows ``index``, each taken from the same sentence's group of rows."""
+        self.state = {
+            k: v if k in self.static else v.index_select(0, index) for k, v in self.state.items()
+        }
+
+    def select(self, index: Tensor) -> None:
+        self.state = select_state(self.state, index)
+
+
 class _Models:
     """The decoder and every scorer with their states, stepped together on N rows."""
 
@@ -150,69 +190,69 @@ class _Models:
             if w < 0:
                 raise ValueError(f"scorer weights must be >= 0, got {w}")
         self.eos = eos
-        self.decoder = decoder
-        self.dec_weight = 1.0
+        self.decoder = _Entry(1.0, decoder, state)
         self.ctc = None
         self.names = ["decoder"]
         if ctc is not None:
             lam, ctc_model, ctc_state = ctc
             if not 0.0 <= lam <= 1.0:
                 raise ValueError(f"ctc weight must be in [0, 1], got {lam}")
-            self.dec_weight = 1.0 - lam
-            self.ctc = [lam, ctc_model, ctc_state]
+            self.decoder.weight = 1.0 - lam
+            self.ctc = _Entry(lam, ctc_model, ctc_state)
             self.names.append("ctc")
         if ctc_topk is not None and ctc_topk < 1:
             raise ValueError(f"ctc_topk must be >= 1, got {ctc_topk}")
         self.ctc_topk = ctc_topk
-        self.scorers = [[w, m, s] for w, m, s in scorers]
+        self.scorers = [_Entry(w, m, st) for w, m, st in scorers]
         self.names += [f"scorer{i}" for i in range(len(self.scorers))]
-        self.state = state
+        self.entries = [self.decoder] + ([self.ctc] if self.ctc else []) + self.scorers
 
     def expand(self, beam: int) -> None:
-        self.state = expand_state(self.state, beam)
-        for entry in self.scorers + ([self.ctc] if self.ctc else []):
-            entry[2] = expand_state(entry[2], beam)
+        for entry in self.entries:
+            entry.expand(beam)
+
+    def reorder(self, index: Tensor) -> None:
+        """Rows ``index`` (N,), each from its own sentence's group (after a beam step)."""
+        for entry in self.entries:
+            entry.reorder(index)
 
     def select(self, index: Tensor) -> None:
-        self.state = select_state(self.state, index)
-        for entry in self.scorers + ([self.ctc] if self.ctc else []):
-            entry[2] = select_state(entry[2], index)
+        """Any rows ``index`` (e.g. dropping finished sentences)."""
+        for entry in self.entries:
+            entry.select(index)
 
     def step(self, tokens: Tensor, no_eos: Tensor | None) -> tuple[Tensor, list[Tensor]]:
         """Fused scores (N, V) and the per-model scores [(N, V), ...] in ``names`` order.
 
         ``no_eos``: optional (N,) bool, rows where EOS is forbidden (``-inf``).
         """
-        lp, self.state = self.decoder.step(tokens, self.state)
-        v = lp.size(1)
-        total = lp * self.dec_weight if self.dec_weight != 1.0 else lp
-        if self.dec_weight == 0.0:
-            total = torch.zeros_like(lp)
-        parts = [lp]
+        lp = self.decoder.step(tokens)
+        w = self.decoder.weight
+        # (a zero weight is skipped rather than multiplied: 0 * -inf would be nan)
+        total = lp if w == 1.0 else (lp * w if w != 0.0 else torch.zeros_like(lp))
         extra = []
         for entry in self.scorers:
-            w, model, st = entry
-            s, entry[2] = model.step(tokens, st)
+            s = entry.step(tokens)
             if s.shape != lp.shape:
                 raise ValueError(f"scorer scores {tuple(s.shape)} != decoder's {tuple(lp.shape)}")
             extra.append(s)
-            if w != 0.0:
-                total = total + w * s
+            if entry.weight != 0.0:
+                total = total + entry.weight * s
         if no_eos is not None:
             total = total.clone()
             total[:, self.eos] = total[:, self.eos].masked_fill(no_eos, _NEG_INF)
+        parts = [lp]
         if self.ctc is not None:
-            lam, model, st = self.ctc
-            if self.ctc_topk is not None and self.ctc_topk < v:
+            if self.ctc_topk is not None and self.ctc_topk < lp.size(1):
                 cand = total.topk(self.ctc_topk, dim=1).indices  # (N, K)
-                c, self.ctc[2] = model.step(tokens, st, candidates=cand)
+                c = self.ctc.step(tokens, candidates=cand)
             else:
-                c, self.ctc[2] = model.step(tokens, st)
+                c = self.ctc.step(tokens)
             if c.shape != lp.shape:
                 raise ValueError(f"CTC scores {tuple(c.shape)} != decoder's {tuple(lp.shape)}")
             parts.append(c)
-            if lam != 0.0:
-                total = total + lam * c
+            if self.ctc.weight != 0.0:
+                total = total + self.ctc.weight * c
         return total, parts + extra
 
 
@@ -433,7 +473,7 @@ def beam_search(
         )  # (A, K, t)
         comps = cand_comps.gather(1, sel.unsqueeze(2).expand(-1, -1, n_comp))
         base = (torch.arange(a_n, device=device) * k).unsqueeze(1)
-        models.select((base + new_parent).view(-1))
+        models.reorder((base + new_parent).view(-1))
         tokens = new_token.view(-1)
 
         # stopping rule
