@@ -152,8 +152,6 @@ def test_additive_matches_brute_force_with_and_without_coverage():
         assert torch.allclose(e[mask], ref[mask])
         assert torch.isneginf(e[~mask]).all()
         ctx, w = m(q, k, mask, values=v, coverage=c)
-        ref_w = torch.stack([torch.softmax(ref[i, : LENGTHS[i]], 0) for i in range(B)][0:1])
-        assert torch.allclose(w[0], ref_w[0])
         for i in range(B):
             n = int(LENGTHS[i])
             rw = torch.softmax(ref[i, :n], 0)

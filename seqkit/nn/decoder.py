@@ -260,8 +260,13 @@ class AttentionalDecoder(nn.Module):
         new_state["prev_weights"] = weights
         if self.coverage:
             new_state["coverage"] = state["coverage"] + weights
-        out = {"output": output, "context": context, "weights": weights, "hidden": h}
-        out["embedded"] = emb
+        out = {
+            "output": output,
+            "context": context,
+            "weights": weights,
+            "hidden": h,
+            "embedded": emb,
+        }
         return out, new_state
 
     def logits(self, output: Tensor) -> Tensor:
@@ -291,9 +296,10 @@ class AttentionalDecoder(nn.Module):
         ``sampling_prob > 0``, at every step ``t >= 1`` and independently for each row, the
         input is with probability ``sampling_prob`` the model's own prediction for
         position ``t - 1`` instead of ``tokens_in[:, t]``.  The prediction is drawn from
-        the model's distribution (``sampling="sample"``, as in the paper) or is its argmax
-        (``"argmax"``); it is taken from detached logits (no gradient flows through the
-        choice, as in the paper).  Randomness uses ``generator`` (or the global RNG).  In
+        the model's distribution (``sampling="sample"``, the paper's choice) or is its
+        argmax (``"argmax"``); it is taken from detached logits (no gradient flows through
+        the choice, as in the paper).  Randomness (the per-row coin and the sample) uses
+        ``generator``, which must live on ``tokens_in``'s device, or the global RNG.  In
         eval mode ``sampling_prob`` is ignored.  Targets are unchanged, so positions whose
         target is padding stay masked by the loss.
 
