@@ -411,6 +411,44 @@ def test_batched_equals_per_sentence_and_unpadded(fused):
                     assert h.components[key] == pytest.approx(o.components[key], rel=1e-10)
 
 
+@pytest.mark.parametrize("alpha", [0.0, 1.0, -0.5])
+def test_exact_stopping_rule_never_changes_the_result(alpha):
+    """``stop="exact"`` returns what running every sentence to ``max_len`` returns."""
+    v, b = 8, 10
+    for seed in range(3):
+        dec = HashDecoder(v, seed=20 + seed, eos_bias=1.0)
+        state = dec.init_state(b)
+        kw: dict = dict(beam=3, bos=EOS, eos=EOS, max_len=9, nbest=2, length_penalty=alpha)
+        spy_exact, spy_full = Spy(dec), Spy(dec)
+        exact = beam_search(spy_exact, state, stop="exact", **kw)
+        full = beam_search(spy_full, state, stop="max_len", **kw)
+        assert exact == full
+        rows_exact = sum(x.numel() for x in spy_exact.inputs)
+        rows_full = sum(x.numel() for x in spy_full.inputs)
+        assert rows_exact <= rows_full
+        if alpha <= 0:
+            assert rows_exact < rows_full  # some sentences did stop early
+
+
+def test_nbest_stopping_rule():
+    v, b = 8, 10
+    dec = HashDecoder(v, seed=3, eos_bias=1.0)
+    state = dec.init_state(b)
+    kw: dict = dict(bos=EOS, eos=EOS, max_len=9)
+    g = greedy_search(dec, state, **kw)
+    one = beam_search(dec, state, beam=1, stop="nbest", **kw)
+    assert [h[0].tokens for h in one] == [g.tokens[i, : g.lengths[i]].tolist() for i in range(b)]
+    spy_n, spy_e = Spy(dec), Spy(dec)
+    kw.update(beam=4, nbest=2, length_penalty=1.0)
+    fast = beam_search(spy_n, state, stop="nbest", **kw)
+    exact = beam_search(spy_e, state, stop="exact", **kw)
+    assert len(spy_n.inputs) <= len(spy_e.inputs)
+    for f, e in zip(fast, exact, strict=True):
+        check_hyp_list(f, 2, 1.0)
+        assert all(h.finished for h in f)
+        assert f[0].score <= e[0].score + 1e-12  # exact search can only do better
+
+
 class Spy:
     """Wraps a decoder and records the input tokens of every step."""
 

@@ -329,6 +329,7 @@ def beam_search(
     scorers: Sequence[WeightedScorer] = (),
     ctc: tuple[float, Stepper, State] | None = None,
     ctc_topk: int | None = None,
+    stop: str = "exact",
 ) -> list[list[Hypothesis]]:
     """Batched beam search: all ``B`` sentences x ``beam`` hypotheses in one step per model.
 
@@ -351,6 +352,7 @@ def beam_search(
         ctc_topk: score CTC only for the ``ctc_topk`` best tokens of each hypothesis under
             the other terms (ESPnet's partial scoring); the others get ``-inf``.  ``None``
             scores the whole vocabulary (exact).
+        stop: ``"exact"`` (default), ``"nbest"`` or ``"max_len"``: the stopping rule below.
 
     Algorithm, per step and sentence (as in fairseq's ``SequenceGenerator``): the fused
     scores of the K live hypotheses extended by every token give ``K * V`` candidates, of
@@ -360,12 +362,18 @@ def beam_search(
     best ``K`` non-EOS candidates are the next live hypotheses (``-inf`` ones are dead).
     At the first step only the BOS hypothesis is live, so all hypotheses are distinct.
 
-    Stopping rule (exact): a sentence stops when it has ``nbest`` finished hypotheses and
-    no live one can beat the worst of them.  Since step scores are ``<= 0``, a live
-    hypothesis with score ``s`` after ``t`` steps can reach at most ``s / lp*`` where
-    ``lp* = lp(max_len)`` for ``alpha >= 0`` and ``lp(t + 1)`` for ``alpha < 0``; so
-    stopping early never changes the result compared with running to ``max_len``.  It also
-    stops at ``max_len`` or when every live hypothesis is ``-inf``.  If it then has fewer
+    Stopping rule.  ``stop="exact"``: a sentence stops when it has ``nbest`` finished
+    hypotheses and no live one can beat the worst of them.  Since step scores are ``<= 0``,
+    a live hypothesis with score ``s`` after ``t`` steps can reach at most ``s / lp*`` where
+    ``lp* = lp(max_len)`` for ``alpha >= 0`` and ``lp(t + 1)`` for ``alpha < 0`` (the bound
+    of tensor2tensor's beam search); so stopping early never changes the result compared
+    with running to ``max_len``.  With ``alpha > 0`` and a long ``max_len`` the bound is
+    loose and the search often runs to ``max_len``.  ``stop="nbest"``: a sentence stops as
+    soon as it has ``nbest`` finished hypotheses ("beam finished", as fairseq does with
+    ``beam`` in place of ``nbest``); cheaper, but a longer hypothesis that would have scored
+    better is then never found.  ``stop="max_len"``: no early stop (a reference for the
+    exact rule).  Every rule also stops a sentence at ``max_len`` or when every live
+    hypothesis is ``-inf``.  If it then has fewer
     than ``nbest`` finished hypotheses, the best live ones fill the list, with
     ``finished=False`` and score ``log P / lp(max_len)``.
 
@@ -375,6 +383,8 @@ def beam_search(
     """
     if beam < 1 or not 1 <= nbest <= beam:
         raise ValueError(f"need beam >= 1 and 1 <= nbest <= beam, got {beam} and {nbest}")
+    if stop not in ("exact", "nbest", "max_len"):
+        raise ValueError(f"stop must be 'exact', 'nbest' or 'max_len', got {stop!r}")
     b, device = _batch_info(state)
     k = beam
     alpha = float(length_penalty)
@@ -491,7 +501,13 @@ def beam_search(
             ],
             dtype=torch.float64,
         )
-        done = (act_max <= t) | torch.isneginf(best_live) | (kth >= bound)
+        if stop == "exact":
+            enough = kth >= bound
+        elif stop == "nbest":
+            enough = ~torch.isneginf(kth)
+        else:
+            enough = torch.zeros_like(kth, dtype=torch.bool)
+        done = (act_max <= t) | torch.isneginf(best_live) | enough
         if bool(done.any()):
             finish(done.nonzero().view(-1).tolist(), t)
             keep = (~done).nonzero().view(-1)
@@ -521,7 +537,7 @@ def beam_search_per_sentence(
     The per-sentence loop that batched search replaces; it is the reference of the
     equivalence tests and the baseline of ``benchmarks/beam_speed.py``.  Arguments as in
     :func:`beam_search` (``kwargs``: ``beam``, ``bos``, ``eos``, ``length_penalty``,
-    ``nbest``, ``ctc_topk``); every state is split with :func:`select_state`.
+    ``nbest``, ``ctc_topk``, ``stop``); every state is split with :func:`select_state`.
     """
     b, device = _batch_info(state)
     max_len_c = _per_sentence(max_len, b, "max_len")
