@@ -41,12 +41,13 @@ final partial word), in both modes.  With ``lm_eos`` the LM's end-of-sentence sc
 added at the end.  Hypotheses are token sequences; two token sequences spelling the same
 text are not merged.
 
-Pruning per frame (pyctcdecode-like): only tokens among the ``token_top_k`` most probable
-ones with ``log x(k) >= token_min_logp`` are appended (the frame's best token always is);
-the blank and the repeat of a hypothesis's last label are always scored.  Then the
-``beam`` best hypotheses are kept, minus those scoring below the best plus
-``beam_prune_logp``.  With ``token_top_k=None, token_min_logp=None, beam_prune_logp=None``
-and a beam as large as the number of prefixes, the search is exact.
+Pruning per frame (as in pyctcdecode, whose defaults -5 and -10 are used): only tokens
+among the ``token_top_k`` most probable ones with ``log x(k) >= token_min_logp`` are
+appended (the frame's best token always is); the blank and the repeat of a hypothesis's
+last label are always scored.  Then the ``beam`` best hypotheses are kept, minus those
+scoring below the best plus ``beam_prune_logp``.  With ``token_top_k=None,
+token_min_logp=None, beam_prune_logp=None`` and a beam as large as the number of
+prefixes, the search is exact.
 """
 
 from __future__ import annotations
@@ -124,24 +125,29 @@ def _words(ids: Sequence[int], kinds: np.ndarray, pieces: Sequence[str]) -> list
     return words
 
 
-def _candidates(lp: np.ndarray, blank: int, top_k: int | None, min_logp: float | None):
-    """Sorted ids of the non-blank tokens that may be appended at this frame."""
-    scores = lp.copy()
-    scores[blank] = _NEG_INF
-    v = scores.shape[0]
+def _all_candidates(
+    lp_all: np.ndarray, blank: int, top_k: int | None, min_logp: float | None
+) -> list[np.ndarray]:
+    """Per frame, the sorted ids of the non-blank tokens that may be appended.
+
+    The non-blank tokens among the ``top_k`` most probable with ``log x >= min_logp``;
+    the frame's most probable token is always one of them when it is not the blank.
+    """
+    scores = lp_all.copy()  # (T, V)
+    scores[:, blank] = _NEG_INF
+    t_len, v = scores.shape
+    keep = scores > _NEG_INF  # (T, V)
     if top_k is not None and top_k < v - 1:
-        idx = np.argpartition(-scores, top_k - 1)[:top_k]
-    else:
-        idx = np.flatnonzero(np.arange(v) != blank)
+        order = np.argsort(-scores, axis=1, kind="stable")  # (T, V)
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(v)[None, :].repeat(t_len, 0), axis=1)
+        keep &= rank < top_k
     if min_logp is not None:
-        keep = scores[idx] >= min_logp
-        if not keep.any():
-            best = int(np.argmax(lp))
-            idx = np.array([best] if best != blank else [], dtype=np.int64)
-        else:
-            idx = idx[keep]
-    idx = idx[scores[idx] > _NEG_INF]
-    return np.sort(idx)
+        keep &= scores >= min_logp
+        best = lp_all.argmax(axis=1)  # (T,)
+        frames = np.flatnonzero(best != blank)
+        keep[frames, best[frames]] = True
+    return [np.flatnonzero(row) for row in keep]
 
 
 def _as_numpy(log_probs: Tensor | np.ndarray) -> np.ndarray:
@@ -166,7 +172,7 @@ def ctc_prefix_beam_search(
     word_prefix: str | None = "\u2581",
     lm_eos: bool = True,
     token_top_k: int | None = None,
-    token_min_logp: float | None = -10.0,
+    token_min_logp: float | None = -5.0,
     beam_prune_logp: float | None = -10.0,
     n_best: int | None = None,
 ) -> list[CTCHypothesis]:
@@ -281,69 +287,73 @@ def ctc_prefix_beam_search(
                 hist_state.append(state)
         return [hist_child[p] for p in pairs]
 
-    # The beam: numpy arrays for the arithmetic, lists for the bookkeeping.
-    nid = np.zeros(1, dtype=np.int64)  # (N,) prefix node
-    pb = np.zeros(1)  # (N,) log p_b
-    pnb = np.full(1, _NEG_INF)  # (N,) log p_nb
-    last = np.full(1, -1, dtype=np.int64)  # (N,) last label, -1 for the empty prefix
-    fus = np.zeros(1)  # (N,) lm_weight * lm + word_bonus * words + token_bonus * tokens
-    lm_raw = [0.0]
-    n_words = [0]
-    n_tokens = [0]
-    hist = [0]
-    partial = [""]
+    # The beam, one row per hypothesis (all arrays (N,)); partial words as a list.
+    nid = np.zeros(1, dtype=np.int64)  # prefix node
+    pb = np.zeros(1)  # log p_b
+    pnb = np.full(1, _NEG_INF)  # log p_nb (always -inf for the empty prefix)
+    last = np.full(1, -1, dtype=np.int64)  # last label, -1 for the empty prefix
+    fus = np.zeros(1)  # lm_weight * lm_raw + word_bonus * n_words + token_bonus * n_tokens
+    lm_raw = np.zeros(1)  # unweighted LM log-probability so far
+    n_words = np.zeros(1, dtype=np.int64)  # closed words
+    n_tokens = np.zeros(1, dtype=np.int64)
+    hist = np.zeros(1, dtype=np.int64)  # LM history id
+    partial = [""]  # the unfinished word
 
+    cands = _all_candidates(lp_all, blank, token_top_k, token_min_logp)
+    cand_pos = np.full(v, -1, dtype=np.int64)
     for t in range(t_len):
         lp = lp_all[t]  # (V,)
-        cand = _candidates(lp, blank, token_top_k, token_min_logp)  # (K,)
+        cand = cands[t]  # (K,)
         k_len = cand.shape[0]
         n = nid.shape[0]
         tot = np.logaddexp(pb, pnb)  # (N,)
         new_pb = tot + lp[blank]  # (N,)
-        new_pnb = np.where(last >= 0, pnb + lp[np.maximum(last, 0)], _NEG_INF)  # (N,)
+        new_pnb = pnb + lp[last]  # (N,) repeat of the last label (-inf for the empty prefix)
         if k_len:
-            lpc = lp[cand]  # (K,)
-            same = last[:, None] == cand[None, :]  # (N, K)
-            ext = np.where(same, pb[:, None], tot[:, None]) + lpc[None, :]  # (N, K)
+            ext = np.where(last[:, None] == cand, pb[:, None], tot[:, None]) + lp[cand]  # (N, K)
             # A child that is already in the beam merges into that entry.
-            pos = {node: i for i, node in enumerate(nid.tolist())}
-            cand_pos = np.full(v, -1, dtype=np.int64)
             cand_pos[cand] = np.arange(k_len)
+            nodes = nid.tolist()
+            pos = {node: i for i, node in enumerate(nodes)}
             rows, cols, into = [], [], []
-            for j, node in enumerate(nid.tolist()):
-                i = pos.get(node_parent[node]) if node else None
-                if i is not None:
-                    k = cand_pos[last[j]]
-                    if k >= 0:
-                        rows.append(i)
-                        cols.append(k)
-                        into.append(j)
+            for j, node in enumerate(nodes):
+                if node:
+                    i = pos.get(node_parent[node])
+                    if i is not None:
+                        k = cand_pos[last[j]]
+                        if k >= 0:
+                            rows.append(i)
+                            cols.append(k)
+                            into.append(j)
+            cand_pos[cand] = -1
             if into:
                 new_pnb[into] = np.logaddexp(new_pnb[into], ext[rows, cols])
                 ext[rows, cols] = _NEG_INF
-            child_f = np.broadcast_to(fus[:, None] + token_bonus, (n, k_len)).copy()  # (N, K)
+            child_f = np.repeat((fus + token_bonus)[:, None], k_len, axis=1)  # (N, K)
             closes = None
             if words_on:
                 open_word = np.array([bool(p) for p in partial])  # (N,)
-                closes = open_word[:, None] & (kinds[cand] != _CONTINUE)[None, :]  # (N, K)
-                child_f += word_bonus * closes
+                closes = open_word[:, None] & (kinds[cand] != _CONTINUE)  # (N, K)
+                if word_bonus:
+                    child_f += word_bonus * closes
             lm_add = None
             if token_mode:
-                lm_add = np.stack([token_scores(h) for h in hist])[:, cand]  # (N, K)
+                lm_add = np.stack([token_scores(h) for h in hist.tolist()])[:, cand]  # (N, K)
                 child_f += lm_weight * lm_add
             elif word_mode:
-                closing = closes.any(axis=1)  # (N,)
+                closing = closes.any(axis=1).tolist()  # (N,)
+                hist_l = hist.tolist()
                 ws = np.array(
-                    [word_score(hist[i], partial[i]) if closing[i] else 0.0 for i in range(n)]
+                    [word_score(hist_l[i], partial[i]) if closing[i] else 0.0 for i in range(n)]
                 )  # (N,)
                 lm_add = ws[:, None] * closes  # (N, K)
                 child_f += lm_weight * lm_add
-            child_total = ext + child_f  # (N, K)
-        stay_total = np.logaddexp(new_pb, new_pnb) + fus  # (N,)
-        if k_len:
-            all_total = np.concatenate([stay_total, child_total.ravel()])  # (N + N K,)
+            all_total = np.concatenate(
+                [np.logaddexp(new_pb, new_pnb) + fus, (ext + child_f).ravel()]
+            )  # (N + N K,): stay in place, then append cand[k] to entry i at N + i K + k
         else:
-            all_total = stay_total
+            all_total = np.logaddexp(new_pb, new_pnb) + fus  # (N,)
+
         if all_total.shape[0] > beam:
             sel = np.argpartition(-all_total, beam - 1)[:beam]
         else:
@@ -351,48 +361,61 @@ def ctc_prefix_beam_search(
         sel = sel[all_total[sel] > _NEG_INF]
         if beam_prune_logp is not None and sel.shape[0]:
             sel = sel[all_total[sel] >= all_total[sel].max() + beam_prune_logp]
-        sel = sel[np.argsort(-all_total[sel], kind="stable")]
+        sel = sel[np.argsort(-all_total[sel], kind="stable")]  # (M,)
 
-        m = sel.shape[0]
-        nid2 = np.empty(m, dtype=np.int64)
-        pb2, pnb2, fus2 = np.empty(m), np.empty(m), np.empty(m)
-        last2 = np.empty(m, dtype=np.int64)
-        lm_raw2, n_words2, n_tokens2, hist2, partial2 = [], [], [], [], []
+        is_child = sel >= n  # (M,)
+        if not k_len or not is_child.any():
+            nid, pb, pnb, last, fus = nid[sel], new_pb[sel], new_pnb[sel], last[sel], fus[sel]
+            lm_raw, n_words, n_tokens, hist = lm_raw[sel], n_words[sel], n_tokens[sel], hist[sel]
+            if words_on:
+                partial = [partial[s] for s in sel.tolist()]
+            continue
+        src = np.where(is_child, (sel - n) // k_len, sel)  # (M,) the entry it comes from
+        kk = np.where(is_child, (sel - n) % k_len, 0)  # (M,) its candidate (children)
+        tok = cand[kk]  # (M,)
+        closed = is_child & closes[src, kk] if closes is not None else np.zeros_like(is_child)
+        nid2 = nid[src]
+        child_slots = np.flatnonzero(is_child).tolist()
+        for slot in child_slots:
+            nid2[slot] = child_node(int(nid2[slot]), int(tok[slot]))
+        pb = np.where(is_child, _NEG_INF, new_pb[src])
+        pnb = np.where(is_child, ext[src, kk], new_pnb[src])
+        last = np.where(is_child, tok, last[src])
+        fus = np.where(is_child, child_f[src, kk], fus[src])
+        if lm_add is not None:
+            lm_raw = lm_raw[src] + np.where(is_child, lm_add[src, kk], 0.0)
+        else:
+            lm_raw = lm_raw[src]
+        n_words = n_words[src] + closed
+        n_tokens = n_tokens[src] + is_child
+        old_hist, hist = hist, hist[src]
+        if words_on:
+            old_partial = partial
+            partial = [old_partial[s] for s in src.tolist()]
+            for slot in child_slots:
+                c = int(tok[slot])
+                partial[slot] = pieces[c] if kinds[c] != _CONTINUE else partial[slot] + pieces[c]
         pending: list[tuple[int, tuple[int, Hashable]]] = []  # (slot, (history, unit))
-        for slot, s in enumerate(sel.tolist()):
-            if s < n:
-                nid2[slot], pb2[slot], pnb2[slot] = nid[s], new_pb[s], new_pnb[s]
-                last2[slot], fus2[slot] = last[s], fus[s]
-                lm_raw2.append(lm_raw[s])
-                n_words2.append(n_words[s])
-                n_tokens2.append(n_tokens[s])
-                hist2.append(hist[s])
-                partial2.append(partial[s])
-                continue
-            i, k = divmod(s - n, k_len)
-            c = int(cand[k])
-            nid2[slot] = child_node(int(nid[i]), c)
-            pb2[slot], pnb2[slot] = _NEG_INF, ext[i, k]
-            last2[slot], fus2[slot] = c, child_f[i, k]
-            closed = bool(closes[i, k]) if closes is not None else False
-            lm_raw2.append(lm_raw[i] + (float(lm_add[i, k]) if lm_add is not None else 0.0))
-            n_words2.append(n_words[i] + closed)
-            n_tokens2.append(n_tokens[i] + 1)
-            partial2.append(pieces[c] if kinds[c] != _CONTINUE else partial[i] + pieces[c])
-            hist2.append(hist[i])
-            if token_mode:
-                pending.append((slot, (hist[i], units[c])))
-            elif word_mode and closed:
-                pending.append((slot, (hist[i], partial[i])))
+        if token_mode:
+            pending = [(s, (int(hist[s]), units[int(tok[s])])) for s in child_slots]
+        elif word_mode:
+            pending = [
+                (s, (int(old_hist[src[s]]), old_partial[src[s]])) for s in child_slots if closed[s]
+            ]
         if pending:
             for (slot, _), h in zip(pending, advance_all([p for _, p in pending]), strict=True):
-                hist2[slot] = h
-        nid, pb, pnb, last, fus = nid2, pb2, pnb2, last2, fus2
-        lm_raw, n_words, n_tokens, hist, partial = lm_raw2, n_words2, n_tokens2, hist2, partial2
+                hist[slot] = h
+        nid = nid2
 
     # Close the final partial word, add end of sentence, rank.
     finals = list(range(nid.shape[0]))
-    end_hist = list(hist)
+    hist_l, n_words_l, n_tokens_l, lm_raw_l = (
+        hist.tolist(),
+        n_words.tolist(),
+        n_tokens.tolist(),
+        lm_raw.tolist(),
+    )
+    end_hist = list(hist_l)
     extra_lm = [0.0] * len(finals)
     extra_words = [0] * len(finals)
     if words_on:
@@ -400,19 +423,19 @@ def ctc_prefix_beam_search(
             if partial[j]:
                 extra_words[j] = 1
                 if word_mode:
-                    extra_lm[j] = word_score(hist[j], partial[j])
+                    extra_lm[j] = word_score(hist_l[j], partial[j])
         if word_mode:
             open_j = [j for j in finals if partial[j]]
             for j, h in zip(
-                open_j, advance_all([(hist[j], partial[j]) for j in open_j]), strict=True
+                open_j, advance_all([(hist_l[j], partial[j]) for j in open_j]), strict=True
             ):
                 end_hist[j] = h
     out: list[CTCHypothesis] = []
     for j in finals:
-        lm_total = lm_raw[j] + extra_lm[j]
+        lm_total = lm_raw_l[j] + extra_lm[j]
         if lm is not None and lm_eos:
             lm_total += lm.final_score(hist_state[end_hist[j]])
-        words = n_words[j] + extra_words[j]
+        words = n_words_l[j] + extra_words[j]
         acoustic = float(np.logaddexp(pb[j], pnb[j]))
         ids = []
         node = int(nid[j])
@@ -420,7 +443,7 @@ def ctc_prefix_beam_search(
             ids.append(node_token[node])
             node = node_parent[node]
         ids.reverse()
-        total = acoustic + lm_weight * lm_total + word_bonus * words + token_bonus * n_tokens[j]
+        total = acoustic + lm_weight * lm_total + word_bonus * words + token_bonus * n_tokens_l[j]
         text = " ".join(_words(ids, kinds, pieces)) if words_on else None
         out.append(CTCHypothesis(ids, float(total), acoustic, float(lm_total), words, text))
     out.sort(key=lambda h: -h.score)
