@@ -106,7 +106,7 @@ class GreedyResult:
     Attributes:
         tokens: (B, L) long, the output tokens without BOS/EOS, ``pad`` after ``lengths``.
         lengths: (B,) long, tokens per sentence (EOS not counted).
-        scores: (B,) float64, the fused log-probability of each output (EOS included when
+        scores: (B,) float (the models' dtype, at least float32), the fused log-probability of each output (EOS included when
             finished).
         finished: (B,) bool, False where ``max_len`` was reached without EOS.
     """
@@ -291,7 +291,7 @@ def greedy_search(
     tokens = torch.full((b,), bos, dtype=torch.long, device=device)
     done = max_len_t < 1
     finished = torch.zeros(b, dtype=torch.bool, device=device)
-    scores = torch.zeros(b, dtype=torch.float64, device=device)
+    scores: Tensor | None = None
     lengths = torch.zeros(b, dtype=torch.long, device=device)
     out: list[Tensor] = []
     limit = int(max_len_t.max()) if b else 0
@@ -304,13 +304,17 @@ def greedy_search(
         running = ~done
         is_eos = running & (choice == eos)
         emit = running & ~is_eos
-        scores = scores + torch.where(running, best.double(), scores.new_zeros(()))
+        if scores is None:
+            scores = best.new_zeros(b, dtype=torch.promote_types(best.dtype, torch.float32))
+        scores = scores + torch.where(running, best.to(scores.dtype), scores.new_zeros(()))
         out.append(torch.where(emit, choice, torch.full_like(choice, pad)))
         lengths = lengths + emit.long()
         finished = finished | is_eos
         done = done | is_eos | (t >= max_len_t)
         tokens = torch.where(done, torch.full_like(choice, eos), choice)
     toks = torch.stack(out, dim=1) if out else torch.full((b, 0), pad, device=device)
+    if scores is None:
+        scores = torch.zeros(b, device=device)
     return GreedyResult(toks[:, : int(lengths.max()) if b else 0], lengths, scores, finished)
 
 
@@ -377,6 +381,8 @@ def beam_search(
     than ``nbest`` finished hypotheses, the best live ones fill the list, with
     ``finished=False`` and score ``log P / lp(max_len)``.
 
+    Running scores are kept in the models' dtype (at least float32).
+
     Returns:
         For each sentence, up to ``nbest`` distinct :class:`Hypothesis`: the finished ones
         sorted by score (best first), then any unfinished fallbacks, sorted by score.
@@ -438,6 +444,9 @@ def beam_search(
         no_eos = rows_no_eos.repeat_interleave(k) if bool(rows_no_eos.any()) else None
         total, parts = models.step(tokens, no_eos)  # (A*K, V)
         v = total.size(1)
+        if t == 1:  # running sums in the models' dtype, at least float32
+            sdtype = torch.promote_types(total.dtype, torch.float32)
+            live, comps = live.to(sdtype), comps.to(sdtype)
         cand = (live.unsqueeze(2) + total.view(a_n, k, v)).view(a_n, k * v)  # (A, K*V)
         n_top = min(2 * k, k * v)
         top_v, top_i = cand.topk(n_top, dim=1)  # (A, 2K), best first
