@@ -202,3 +202,21 @@ def test_head_rejects_bad_arguments():
     head = CTCHead(3, 4)
     with pytest.raises(ValueError, match="lengths must lie"):
         head.loss(head(torch.randn(1, 3, 3)), torch.tensor([4]), torch.tensor([[1]]), [1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_loss_and_greedy_match_cpu():
+    torch.manual_seed(6)
+    head = CTCHead(8, 6)
+    x = torch.randn(3, 10, 8)
+    lengths = torch.tensor([10, 7, 9])
+    targets, target_lengths = pad_sequences([[1, 2, 2], [5], [3, 4, 3, 1]], pad_value=-100)
+    cpu_lp = head(x, lengths)
+    cpu = head.loss(cpu_lp, lengths, targets, target_lengths, reduction="none")
+    head_cuda = head.cuda()
+    lp = head_cuda(x.cuda(), lengths.cuda())
+    loss = head_cuda.loss(lp, lengths.cuda(), targets.cuda(), target_lengths.cuda(), "none")
+    torch.testing.assert_close(loss.cpu(), cpu, rtol=1e-4, atol=1e-4)
+    loss.sum().backward()
+    assert torch.isfinite(head_cuda.proj.weight.grad).all()
+    assert head_cuda.greedy(lp, lengths.cuda()) == ctc_greedy_decode(cpu_lp, lengths)
