@@ -19,7 +19,7 @@ Scoring (all terms are sums over the steps of a hypothesis ``y_1 .. y_n``)::
   the step contract (e.g. :class:`seqkit.nn.lm.RNNLM`) is a scorer;
 * finished hypotheses are ranked by the GNMT length-normalised score ``log P(y) / lp(n)``
   with ``lp(n) = ((5 + n) / 6) ** alpha`` (Wu et al. 2016, "Google's Neural Machine
-  Translation System", arXiv:1609.08144, eq. 14; the coverage penalty is not implemented),
+  Translation System", arXiv:1609.08144, Section 7; the coverage penalty is not implemented),
   where ``n`` is the number of decoding steps of the hypothesis (its tokens plus EOS).
 
 Lengths.  At most ``max_len`` tokens are generated per sentence, EOS included (as
@@ -68,7 +68,7 @@ WeightedScorer = tuple[float, Stepper, State]
 
 
 def gnmt_length_penalty(length: Tensor | int | float, alpha: float) -> Tensor:
-    """GNMT length penalty ``lp(n) = ((5 + n) / 6) ** alpha`` (Wu et al. 2016, eq. 14).
+    """GNMT length penalty ``lp(n) = ((5 + n) / 6) ** alpha`` (Wu et al. 2016, Section 7).
 
     ``length``: a number or a tensor of any shape; returns a float64 tensor of that shape.
     """
@@ -106,8 +106,8 @@ class GreedyResult:
     Attributes:
         tokens: (B, L) long, the output tokens without BOS/EOS, ``pad`` after ``lengths``.
         lengths: (B,) long, tokens per sentence (EOS not counted).
-        scores: (B,) float (the models' dtype, at least float32), the fused log-probability of each output (EOS included when
-            finished).
+        scores: (B,) float (the models' dtype, at least float32), the fused log-probability
+            of each output (EOS included when finished).
         finished: (B,) bool, False where ``max_len`` was reached without EOS.
     """
 

@@ -1,7 +1,7 @@
 """CTC prefix scoring for joint CTC/attention decoding.
 
 Implements the CTC prefix score of Watanabe, Hori, Kim, Hershey & Hayashi (2017), "Hybrid
-CTC/Attention Architecture for End-to-End Speech Recognition" (IEEE JSTSP 11(8), Algorithm 2),
+CTC/Attention Architecture for End-to-End Speech Recognition" (IEEE JSTSP 11(8)),
 batched over hypotheses as in ESPnet's ``CTCPrefixScoreTH`` (Seki et al. 2019, "Vectorized
 Beam Search for CTC-Attention-Based Speech Recognition", Interspeech).  CTC itself is Graves,
 Fernandez, Gomez & Schmidhuber (2006), "Connectionist Temporal Classification", ICML.
@@ -15,7 +15,8 @@ one included)::
 
 With the forward variables ``r^n_t(h)`` / ``r^b_t(h)`` (probability of the frames ``0..t``
 collapsing to exactly ``h``, the last frame being a non-blank / a blank) and
-``phi_t(g, c) = r^b_{t-1}(g) + [c != last(g)] r^n_{t-1}(g)``, Algorithm 2 reads::
+``phi_t(g, c) = r^b_{t-1}(g) + [c != last(g)] r^n_{t-1}(g)``, the paper's prefix-score
+recursion reads::
 
     psi(g + c)   = sum_t phi_t(g, c) x_t(c)
     r^n_t(g + c) = (r^n_{t-1}(g + c) + phi_t(g, c)) x_t(c)
