@@ -331,6 +331,28 @@ def test_encoder_is_backward_compatible():
         enc(x, torch.tensor([8, 1, 1, 1, 1]))
 
 
+@pytest.mark.parametrize("cell,impl", ENCODERS)
+def test_nan_in_padding_reaches_neither_outputs_nor_gradients(cell, impl):
+    torch.manual_seed(0)
+    enc = RNNEncoder(4, 5, 2, True, cell, impl=impl)
+    x, lengths = _batch(garbage=False)
+    clean, dirty = x, x.clone()
+    for b, n in enumerate(lengths.tolist()):
+        dirty[b, n:] = float("nan")
+    results = []
+    for v in (clean, dirty):
+        enc.zero_grad()
+        v = v.clone().requires_grad_()
+        out, state = enc(v, lengths)
+        (out.sum() + sum(s.sum() for s in _states(state))).backward()
+        results.append((out, v.grad, [p.grad for p in enc.parameters()]))
+    (o1, gx1, gp1), (o2, gx2, gp2) = results
+    torch.testing.assert_close(o2, o1)
+    torch.testing.assert_close(gx2, gx1)
+    for a, b in zip(gp2, gp1, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("cell,impl", [("lstm", "padded"), ("gru", "packed"), ("jordan", "auto")])
 def test_dropout_only_between_layers_and_padding_stays_zero(cell, impl):
     torch.manual_seed(0)
@@ -393,7 +415,7 @@ def test_cell_rnn_gradcheck(cell):
     assert torch.autograd.gradcheck(f, (x,))
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_padded_path_gradcheck(cell):
     torch.manual_seed(0)
     enc = RNNEncoder(3, 2, 2, True, cell, impl="padded").double()

@@ -108,7 +108,8 @@ def masked_scan(
     if state is None:
         state = cell.init_state(batch, x)
     real = lengths_to_mask(lengths.to(x.device), total).unsqueeze(-1)  # (B, T, 1)
-    xp = cell.project_input(x[:, :hi])  # (B, hi, G): the state-free part, all steps at once
+    x = x[:, :hi].masked_fill(~real[:, :hi], 0.0)  # padding may hold anything, even NaN
+    xp = cell.project_input(x)  # (B, hi, G): the state-free part, all steps at once
     outs: list[Tensor] = [None] * hi  # type: ignore[list-item]
     for t in range(hi - 1, -1, -1) if reverse else range(hi):
         out, new = cell.step(xp[:, t], state)
@@ -212,6 +213,10 @@ class CellRNN(nn.Module):
 _BUILTINS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN, "irnn": nn.RNN}
 _CUSTOM = ("peephole_lstm", "layernorm_lstm", "jordan")
 _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+# A gate pre-activation of +-1e4 rounds sigmoid to exactly 1 or 0 (float16/32/64), and its
+# derivative to exactly 0.
+_SATURATE = 1e4
+_ALIGN = 16
 
 
 class RNNEncoder(nn.Module):
@@ -229,18 +234,20 @@ class RNNEncoder(nn.Module):
             any ``RecurrentCell`` subclass.
         dropout: between layers.
         impl: how the ``torch.nn`` cells handle padding.  ``"packed"``:
-            ``pack_padded_sequence`` (cuDNN handles it natively; on CPU the packed kernel is
-            much slower).  ``"padded"``: no packing -- one fused call per layer and direction
-            on the padded batch, with the padding kept behind each sequence (the backward
-            direction reads each sequence reversed within its length, see
-            :func:`reverse_padded`), so it never reaches a real position; final states are
-            taken at each sequence's last real step.  For an LSTM the final ``c`` needs the
-            cell state at that step: the layer runs as two fused calls split at
-            ``min(lengths)`` and ``c`` is rebuilt from the known outputs over the remaining
-            ``max(lengths) - min(lengths)`` steps, a small cost for length-bucketed batches.
-            When all lengths are equal the whole stack is one fused call.  ``"auto"``
-            (default): ``"packed"`` on CUDA, ``"padded"`` elsewhere.  Both give the same
-            outputs and states (up to float rounding).
+            ``pack_padded_sequence`` (cuDNN handles it natively; on CPU torch runs packed
+            batches outside its fused oneDNN kernel, at about half to two thirds of its
+            speed, see ``benchmarks/README.md``).  ``"padded"``: no packing, the fused
+            kernel on the padded batch.  LSTM and GRU: one fused call per layer (both
+            directions) with an extra input feature that saturates the gates at padded
+            steps, so the state is carried through the padding unchanged, and is exactly
+            zero where the backward direction reaches a sequence's last real frame (see
+            ``_forward_gated``).  Elman RNNs: one call per direction, the backward one on
+            each sequence reversed within its length (:func:`reverse_padded`).  Final
+            states are taken after each sequence's last real step.  When all lengths are
+            equal the whole stack is one plain call.  ``"auto"`` (default): ``"packed"``
+            on CUDA, ``"padded"`` elsewhere.  Both give the same outputs, states and
+            gradients up to float rounding (checked in ``tests/test_rnn.py``).  On CUDA
+            ``"padded"`` works, but cuDNN then copies the per-call weights into one buffer.
         cell_kwargs: extra arguments of the cell: for ``"irnn"`` ``recurrent_scale`` and
             ``input_std``; for custom cells, their constructor arguments.
 
@@ -325,76 +332,111 @@ class RNNEncoder(nn.Module):
         x = x[:, :hi]  # steps past the longest sequence are padding for everyone
         if lo == hi:  # no padding inside x: one fused call, exact
             out, state = self.rnn(x)
-            return F.pad(out, (0, 0, 0, total - hi)), state
-        lengths = lengths.to(x.device)
-        real = lengths_to_mask(lengths, hi).unsqueeze(-1)  # (B, hi, 1)
-        rev = _reverse_index(lengths, hi) if self.bidirectional else None
-        y = x.masked_fill(~real, 0.0)  # padded steps read zeros, whatever the caller put there
+        elif self.cell in ("lstm", "gru"):
+            out, state = self._forward_gated(x, lengths.to(x.device, torch.long))
+        else:
+            out, state = self._forward_reversed(x, lengths.to(x.device, torch.long))
+        if hi < total:
+            out = F.pad(out, (0, 0, 0, total - hi))  # (B, T, H * dirs)
+        return out, state
+
+    def _weights(self, layer: int, sfx: str) -> list[Tensor]:
+        return [getattr(self.rnn, f"{w}_l{layer}{sfx}") for w in _WEIGHTS]
+
+    def _last_step(self, out: Tensor, lengths: Tensor) -> Tensor:
+        """``out[b, len_b - 1]``: (B, T, H) -> (B, H)."""
+        idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.size(-1))
+        return out.gather(1, idx).squeeze(1)
+
+    def _forward_gated(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, RNNState]:
+        """LSTM/GRU: one fused (bidirectional) call per layer, padding held by the gates.
+
+        Each layer's input gets one extra feature, 1 at padded steps and 0 at real ones
+        (plus zero features up to a multiple of 16 columns, which the kernel runs faster),
+        whose input weight is a constant +-1e4 on the gates that hold the state: an LSTM's
+        input gate -> sigmoid = 0 and forget gate -> 1, so ``c`` is carried unchanged (and
+        stays exactly 0 from a zero state, with ``h = o * tanh(0) = 0``); a GRU's update
+        gate -> 1, so ``h`` is carried (exactly 0 from a zero state).  The backward
+        direction, which meets the padding first, therefore starts every sequence at its
+        last real frame from an exactly zero state; the forward direction meets the
+        padding only after the real steps, keeps an LSTM's ``c`` at its final value, and
+        its final ``h`` is read at step ``len - 1``.  Saturated gates have zero derivative,
+        so padded steps add nothing to any gradient.
+        """
+        batch, steps, _ = x.shape
+        dirs = 2 if self.bidirectional else 1
+        hidden = self.hidden_size
+        lstm = self.cell == "lstm"
+        pad = (torch.arange(steps, device=x.device) >= lengths.unsqueeze(1)).unsqueeze(-1)
+        rows = 4 * hidden if lstm else 3 * hidden
+        saturate = x.new_zeros(rows)  # input weight of the flag feature
+        if lstm:  # gate blocks i, f, g, o
+            saturate[:hidden] = -_SATURATE
+            saturate[hidden : 2 * hidden] = _SATURATE
+        else:  # gate blocks r, z, n
+            saturate[hidden : 2 * hidden] = _SATURATE
+
+        def with_flag(y: Tensor) -> tuple[Tensor, Tensor]:
+            # the flag, then zero features up to a multiple of _ALIGN: on the 2-core CPU of
+            # benchmarks/README.md a ragged width (D + 1) slowed the oneDNN kernel by a few
+            # per cent, more than the extra columns cost
+            extra = _ALIGN - y.size(-1) % _ALIGN
+            block = y.new_zeros(batch, steps, extra)
+            block[..., :1] = pad
+            column = y.new_zeros(rows, extra)
+            column[:, 0] = saturate
+            return torch.cat([y, block], dim=-1), column
+
+        y, column = with_flag(x)  # (B, T, D + extra)
+        y[..., : x.size(-1)].masked_fill_(pad, 0.0)  # whatever the caller put in the padding
+        zero = x.new_zeros(dirs, batch, hidden)
         hs: list[Tensor] = []
         cs: list[Tensor] = []
         for layer in range(self.num_layers):
+            if layer > 0:
+                if self.training and self.dropout > 0:
+                    y = F.dropout(y, self.dropout, training=True)
+                y, column = with_flag(y)  # (B, T, H * dirs + extra)
+            ws = []
+            for sfx in ("", "_reverse")[:dirs]:
+                w_ih, *rest = self._weights(layer, sfx)
+                ws += [torch.cat([w_ih, column], dim=1), *rest]
+            args = (ws, True, 1, 0.0, self.training, self.bidirectional, True)
+            if lstm:
+                y, h, c = torch.lstm(y, (zero, zero), *args)  # y: (B, T, H * dirs)
+                cs += list(c)
+            else:
+                y, h = torch.gru(y, zero, *args)
+            hs.append(self._last_step(y[..., :hidden], lengths))  # forward: at len - 1
+            if dirs == 2:
+                hs.append(h[1])  # backward: after frame 0, exact
+        out = y.masked_fill(pad, 0.0)
+        h_n = torch.stack(hs)  # (layers * dirs, B, H)
+        return out, ((h_n, torch.stack(cs)) if lstm else h_n)
+
+    def _forward_reversed(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, RNNState]:
+        """Elman RNNs (no gate can hold a state): one fused call per layer and direction,
+        the backward one on each sequence reversed within its length (padding behind it)."""
+        steps = x.size(1)
+        real = lengths_to_mask(lengths, steps).unsqueeze(-1)  # (B, T, 1)
+        rev = _reverse_index(lengths, steps) if self.bidirectional else None
+        fn = torch.rnn_relu if self.cell == "irnn" else torch.rnn_tanh
+        zero = x.new_zeros(1, x.size(0), self.hidden_size)
+        y = x.masked_fill(~real, 0.0)  # padded steps read zeros, whatever the caller put there
+        hs: list[Tensor] = []
+        for layer in range(self.num_layers):
             if layer > 0 and self.training and self.dropout > 0:
                 y = F.dropout(y, self.dropout, training=True)
-            out, h, c = self._direction(y, layer, "", lengths, lo)
+            args = (True, 1, 0.0, self.training, False, True)
+            out, _ = fn(y, zero, self._weights(layer, ""), *args)  # (B, T, H)
             outs = [out]
-            hs.append(h)
-            cs.append(c)
+            hs.append(self._last_step(out, lengths))
             if rev is not None:
-                out, h, c = self._direction(
-                    _TimePermutation.apply(y, rev), layer, "_reverse", lengths, lo
+                out, _ = fn(
+                    _TimePermutation.apply(y, rev), zero, self._weights(layer, "_reverse"), *args
                 )
+                hs.append(self._last_step(out, lengths))  # reversed time: frame 0 is at len - 1
                 outs.append(_TimePermutation.apply(out, rev))  # back to the original time order
-                hs.append(h)
-                cs.append(c)
-            y = torch.cat(outs, dim=-1).masked_fill(~real, 0.0)  # (B, hi, H * dirs)
-        h_n = torch.stack(hs)  # (layers * dirs, B, H)
-        state = (h_n, torch.stack(cs)) if self.cell == "lstm" else h_n
-        return F.pad(y, (0, 0, 0, total - hi)), state
-
-    def _direction(self, x: Tensor, layer: int, sfx: str, lengths: Tensor, lo: int):
-        """One layer, one direction, on sequences whose padding is at the end.
-
-        Returns outputs ``(B, T, H)`` (garbage at padded steps), the hidden state after each
-        sequence's last real step ``(B, H)`` and, for an LSTM, the cell state there.
-        """
-        ws = [getattr(self.rnn, f"{w}_l{layer}{sfx}") for w in _WEIGHTS]
-        batch, steps = x.shape[:2]
-        zero = x.new_zeros(1, batch, self.hidden_size)
-        args = (
-            True,
-            1,
-            0.0,
-            self.training,
-            False,
-            True,
-        )  # biases, layers, dropout, train, bidir, batch_first
-        c_n = None
-        if self.cell == "lstm":
-            out, h1, c1 = torch.lstm(x[:, :lo], (zero, zero), ws, *args)  # every sequence is real
-            c_n = c1[0]
-            if lo < steps:
-                rest, _, _ = torch.lstm(x[:, lo:], (h1, c1), ws, *args)
-                out = torch.cat([out, rest], dim=1)  # (B, T, H)
-                c_n = self._cell_state_after(x, out, c_n, ws, lengths, lo)
-        else:
-            fn = {"gru": torch.gru, "rnn": torch.rnn_tanh, "irnn": torch.rnn_relu}[self.cell]
-            out, _ = fn(x, zero, ws, *args)  # (B, T, H)
-        last = (lengths - 1).view(batch, 1, 1).expand(batch, 1, self.hidden_size)
-        h_n = out.gather(1, last).squeeze(1)  # (B, H): the output at step len - 1
-        return out, h_n, c_n
-
-    def _cell_state_after(self, x, out, c, ws, lengths, lo):
-        """LSTM cell state after each sequence's last real step, from the state ``c`` after
-        step ``lo - 1`` and the outputs ``out`` (= h) of the steps in between:
-        ``c_t = sigmoid(f_t) c_{t-1} + sigmoid(i_t) tanh(g_t)`` with the gates recomputed
-        from ``x_t`` and ``h_{t-1}`` in one matrix product (``o`` is not needed)."""
-        w_ih, w_hh, b_ih, b_hh = ws
-        n = 3 * self.hidden_size  # gate blocks i, f, g
-        gates = F.linear(x[:, lo:], w_ih[:n], b_ih[:n] + b_hh[:n]) + F.linear(
-            out[:, lo - 1 : -1], w_hh[:n]
-        )  # (B, T - lo, 3H)
-        i, f, g = gates.chunk(3, dim=-1)
-        keep, write = torch.sigmoid(f), torch.sigmoid(i) * torch.tanh(g)
-        for k in range(gates.size(1)):
-            c = torch.where((lengths > lo + k).unsqueeze(1), keep[:, k] * c + write[:, k], c)
-        return c
+            # zeroing also keeps a ReLU recurrence that grows over the padding out of the next layer
+            y = torch.cat(outs, dim=-1).masked_fill(~real, 0.0)  # (B, T, H * dirs)
+        return y, torch.stack(hs)
