@@ -172,7 +172,7 @@ def test_layernorm_lstm_matches_equations():
     xs, h, c = torch.randn(5, 3, 4), torch.zeros(3, 5), torch.zeros(3, 5)
     state = None
     with torch.no_grad():
-        for x in xs:  # Ba, Kiros & Hinton 2016, eq. 20-22
+        for x in xs:  # Ba, Kiros & Hinton 2016, layer-normalised LSTM
             gates = (
                 _ln(h @ cell.weight_hh.T, cell.ln_hh.weight, cell.ln_hh.bias)
                 + _ln(x @ cell.weight_ih.T, cell.ln_ih.weight, cell.ln_ih.bias)

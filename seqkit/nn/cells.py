@@ -21,7 +21,8 @@ Cells:
 * :class:`PeepholeLSTMCell` -- Gers & Schmidhuber 2000, "Recurrent Nets that Time and
   Count" (IJCNN): the gates also see the cell state through diagonal peephole weights.
 * :class:`LayerNormLSTMCell` -- Ba, Kiros & Hinton 2016, "Layer Normalization"
-  (arXiv:1607.06450), the LSTM of its section 3.1 / eq. (20)-(22).
+  (arXiv:1607.06450): layer normalisation of the input and recurrent terms and of the cell
+  state, as in the paper's layer-normalised LSTM.
 * :class:`JordanRNNCell` -- Jordan 1986, "Serial Order: A Parallel Distributed Processing
   Approach" (ICS Report 8604): the previous *output* ``y_{t-1}`` (not the hidden layer) is
   fed back, as in the Jordan RNNs of Mesnil et al. 2013 for spoken language understanding.
@@ -147,9 +148,10 @@ class IRNNCell(ElmanCell):
 
     The :class:`ElmanCell` equations with ``act = ReLU``; at initialisation ``W_hh =
     recurrent_scale * I``, both biases zero and ``W_ih ~ N(0, input_std^2)`` (the paper uses
-    ``I`` and ``N(0, 0.001)``; a scale below 1 is its suggestion for long-range tasks).  The
-    same parameters in a ``torch.nn.RNN(nonlinearity="relu")`` give the same function, which
-    is how :class:`seqkit.nn.rnn.RNNEncoder` runs ``cell="irnn"`` fast.
+    ``I`` and draws the input weights from ``N(0, 0.001)``; a scale below 1 is its
+    suggestion for long-range tasks).  The same parameters in a
+    ``torch.nn.RNN(nonlinearity="relu")`` give the same function, which is how
+    :class:`seqkit.nn.rnn.RNNEncoder` runs ``cell="irnn"`` fast.
 
     Shapes: as :class:`ElmanCell`.
     """
@@ -267,7 +269,7 @@ class PeepholeLSTMCell(LSTMCell):
 
 
 class LayerNormLSTMCell(RecurrentCell):
-    """Layer-normalised LSTM (Ba, Kiros & Hinton 2016, "Layer Normalization", eq. 20-22)::
+    """Layer-normalised LSTM (Ba, Kiros & Hinton 2016, "Layer Normalization")::
 
         [i, f, g, o] = LN(W_hh h_{t-1}; a_hh, b_hh) + LN(W_ih x_t; a_ih, b_ih) + b
         c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
