@@ -55,8 +55,8 @@ def test_pooling_is_masked(mode):
         assert torch.all(w[0, 3:] == 0) and torch.allclose(w.sum(-1), torch.ones(2))
 
 
-@pytest.mark.parametrize("crf", [False, True])
-def test_joint_tagger_overfits_a_toy_set(crf):
+@pytest.mark.parametrize("crf,slot_attention", [(False, "none"), (True, "none"), (True, "additive")])
+def test_joint_tagger_overfits_a_toy_set(crf, slot_attention):
     """Tags: B-x on token 3, I-x on the token after it; intent = whether token 5 occurs."""
     torch.manual_seed(0)
     labels = ["<pad>", "O", "B-x", "I-x"]
@@ -76,7 +76,8 @@ def test_joint_tagger_overfits_a_toy_set(crf):
     intents = torch.tensor([int((row == 5).any()) for row in tokens])
     batch = {"tokens": tokens, "lengths": lengths, "tags": tags, "intents": intents}
     model = JointTagger(vocab_size=8, num_tags=4, num_intents=2, emb_dim=16, hidden_size=16, dropout=0.0,
-                        crf=crf, crf_constraints=bio_transition_constraints(labels))
+                        crf=crf, crf_constraints=bio_transition_constraints(labels),
+                        slot_attention=slot_attention)
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     for _ in range(150):
         opt.zero_grad()
@@ -88,3 +89,21 @@ def test_joint_tagger_overfits_a_toy_set(crf):
     assert paths == gold
     assert torch.equal(intent_pred, intents)
     assert attn.shape == (n, t)
+
+
+@pytest.mark.parametrize("kind", ["additive", "general", "dot"])
+def test_slot_attention_tagger_padding_never_changes_real_positions(kind):
+    """Liu & Lane slot attention: a padded batch scores real positions as each sentence alone."""
+    torch.manual_seed(0)
+    model = JointTagger(vocab_size=9, num_tags=5, num_intents=3, emb_dim=8, hidden_size=6,
+                        dropout=0.0, slot_attention=kind).eval()
+    lengths = torch.tensor([6, 3, 1])
+    tokens = torch.randint(2, 9, (3, 6))
+    for i, n_i in enumerate(lengths.tolist()):
+        tokens[i, n_i:] = 0
+    emissions, intents, _, _ = model.encode({"tokens": tokens, "lengths": lengths})
+    for i, n_i in enumerate(lengths.tolist()):
+        alone = {"tokens": tokens[i : i + 1, :n_i], "lengths": lengths[i : i + 1]}
+        e_i, intent_i, _, _ = model.encode(alone)
+        assert torch.allclose(emissions[i, :n_i], e_i[0], atol=1e-6)
+        assert torch.allclose(intents[i], intent_i[0], atol=1e-6)

@@ -4,7 +4,11 @@ A BiLSTM tagger with an intent head over a pooled sentence vector (Hakkani-Tür 
 2016, "Multi-Domain Joint Semantic Frame Parsing using Bi-directional RNN-LSTM";
 Liu & Lane 2016 for attention pooling), optionally with character-CNN word features
 (Ma & Hovy 2016) and a linear-chain CRF output layer with BIO constraints
-(Lample et al. 2016).  Built from :mod:`seqkit.nn` parts only.
+(Lample et al. 2016).  With ``slot_attention`` it is the attention BiRNN of Liu & Lane
+(2016, "Attention-Based Recurrent Neural Network Models for Joint Intent Detection and Slot
+Filling", Interspeech): each position's tag is predicted from its encoder state ``h_i`` and
+an attention context ``c_i = sum_j a_ij h_j`` over the whole (masked) sentence.  Built from
+:mod:`seqkit.nn` parts only.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..nn.attention import build_attention
 from ..nn.crf import CRF
 from ..nn.embedding import CharCNN
 from ..nn.pooling import SequencePooling
@@ -54,6 +59,7 @@ class JointTagger(nn.Module):
         crf: bool = False,
         crf_constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
         pooling: Literal["attention", "mean", "max"] = "attention",
+        slot_attention: Literal["none", "additive", "general", "dot"] = "none",
         intent_weight: float = 1.0,
         pad_id: int = 0,
         unk_id: int = 1,
@@ -69,7 +75,10 @@ class JointTagger(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.encoder = RNNEncoder(in_dim, hidden_size, num_layers, True, cell, dropout)
         h = self.encoder.output_size
-        self.slot_out = nn.Linear(h, num_tags)
+        self.slot_attention = None
+        if slot_attention != "none":
+            self.slot_attention = build_attention(slot_attention, h, h)
+        self.slot_out = nn.Linear(2 * h if self.slot_attention is not None else h, num_tags)
         self.pool = SequencePooling(h, pooling)
         self.intent_out = nn.Linear(h, num_intents)
         self.crf = None
@@ -88,9 +97,21 @@ class JointTagger(nn.Module):
             x = torch.cat([x, self.chars(batch["chars"])], dim=-1)  # (B, T, E + F)
         h, _ = self.encoder(self.drop(x), lengths)  # (B, T, 2H)
         h = self.drop(h)
-        emissions = self.slot_out(h)  # (B, T, K)
+        feats = h if self.slot_attention is None else torch.cat([h, self._contexts(h, mask)], -1)
+        emissions = self.slot_out(feats)  # (B, T, K)
         pooled, attn = self.pool(h, mask)  # (B, 2H)
         return emissions, self.intent_out(pooled), mask, attn
+
+    def _contexts(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Liu & Lane slot attention: one query per position over all positions.
+
+        h: (B, T, D), mask: (B, T) -> contexts (B, T, D), zero at padded positions.
+        """
+        b, t, d = h.shape
+        keys = h.repeat_interleave(t, dim=0)  # (B * T, T, D): sentence b repeated per query
+        kmask = mask.repeat_interleave(t, dim=0)  # (B * T, T)
+        context, _ = self.slot_attention(h.reshape(b * t, d), keys, kmask)  # (B * T, D)
+        return context.view(b, t, d) * mask.unsqueeze(-1)
 
     def forward(self, batch: dict) -> dict:
         emissions, intent_logits, mask, _ = self.encode(batch)

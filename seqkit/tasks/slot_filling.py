@@ -44,6 +44,7 @@ class SlotModelConfig:
     char_filters: int = 64  # 0 disables character features
     crf: bool = True
     pooling: Literal["attention", "mean", "max"] = "attention"
+    slot_attention: Literal["none", "additive", "general", "dot"] = "none"  # Liu & Lane 2016
     intent_weight: float = 1.0
 
 
@@ -133,6 +134,7 @@ class SlotFillingTask(Task):
             crf=m.crf,
             crf_constraints=constraints,
             pooling=m.pooling,
+            slot_attention=m.slot_attention,
             intent_weight=m.intent_weight,
             pad_id=self.words.pad_id,
             unk_id=self.words.unk_id,
