@@ -22,6 +22,7 @@ from seqkit.nn.cells import (
     LSTMCell,
     PeepholeLSTMCell,
 )
+from seqkit.nn.conv import MaskedConvMaxPool
 from seqkit.nn.copy import (
     CopyBatch,
     CopyNetDecoder,
@@ -82,6 +83,7 @@ __all__ = [
     "LocalPAttention",
     "LocationAwareAttention",
     "LockedDropout",
+    "MaskedConvMaxPool",
     "PeepholeLSTMCell",
     "PointerGeneratorDecoder",
     "PointerNetwork",
