@@ -44,6 +44,8 @@ class TrainConfig:
     seed: int = 1
     epochs: int = 10
     max_steps: int | None = None  # optimizer steps; stops early when reached
+    max_minutes: float | None = None  # wall-clock training budget (cumulative over resumes);
+    # when spent: evaluate, checkpoint and stop (like fairseq's --stop-time-hours)
     # batching
     max_tokens: int = 4000  # padded-token cap per batch (max_len * n_sentences)
     max_sentences: int | None = None

@@ -49,6 +49,15 @@ class Task:
         """(examples, lengths for bucketing, collate function)."""
         raise NotImplementedError
 
+    def train_batch_sampler(self) -> Any:
+        """None (the trainer's shuffled length buckets), or the task's own batch sampler.
+
+        Called after :meth:`training_data`.  See ``batch_sampler`` of
+        :class:`~seqkit.train.trainer.Trainer` for the protocol (e.g. the ordered
+        truncated-BPTT windows of :mod:`seqkit.tasks.lm`).
+        """
+        return None
+
     # -- model
     def build_model(self) -> nn.Module:
         raise NotImplementedError
@@ -114,6 +123,7 @@ def train(cfg: ExperimentConfig, fresh: bool = False) -> dict:
         collate,
         evaluate=lambda m: task.evaluate(m),
         checkpoint_extra=_checkpoint_extra(task),
+        batch_sampler=task.train_batch_sampler(),
     )
     if trainer.dist.is_main:
         out.mkdir(parents=True, exist_ok=True)

@@ -128,6 +128,11 @@ class Trainer:
         evaluate: ``evaluate(model) -> dict`` of dev metrics (floats); called on the
             unwrapped model in eval mode under ``torch.inference_mode``.
         checkpoint_extra: plain data saved in every checkpoint (config, vocabularies).
+        batch_sampler: optional replacement for the shuffled length buckets: an iterable
+            of lists of ``train_set`` keys with ``set_epoch(epoch)``, ``set_start(batch)``
+            (skip that many batches of the epoch, for resuming) and ``len()`` (batches in
+            the current epoch), e.g. the ordered truncated-BPTT windows of a language model.
+            ``lengths`` is then unused.
     """
 
     def __init__(
@@ -140,6 +145,7 @@ class Trainer:
         evaluate: Callable[[nn.Module], dict] | None,
         checkpoint_extra: dict | None = None,
         log: Callable[[str], None] | None = None,
+        batch_sampler: Any = None,
     ):
         self.cfg = cfg
         self.out = Path(cfg.output_dir)
@@ -153,7 +159,7 @@ class Trainer:
         self._print = log or (lambda s: print(s, file=sys.stderr, flush=True))
         self.train_set = train_set
         self.collate = collate
-        self.sampler = BucketBatchSampler(
+        self.sampler = batch_sampler if batch_sampler is not None else BucketBatchSampler(
             lengths,
             max_tokens=cfg.max_tokens,
             max_sentences=cfg.max_sentences,
@@ -180,6 +186,7 @@ class Trainer:
             "loss_n": 0,
             "finished": False,
             "stop_reason": None,
+            "train_seconds": 0.0,  # wall-clock time spent in training so far (max_minutes)
         }
         self.wrapped: nn.Module = self.model
         if self.dist.enabled:
@@ -201,8 +208,20 @@ class Trainer:
             "rng": rng_state(),
         }
 
+    def _elapsed(self) -> float:
+        """Seconds of training so far, summed over resumed runs."""
+        t0 = getattr(self, "_fit_t0", None)
+        return self.state["train_seconds"] + (0.0 if t0 is None else time.time() - t0)
+
+    def _out_of_time(self) -> bool:
+        return bool(self.cfg.max_minutes) and self._elapsed() >= self.cfg.max_minutes * 60
+
     def save(self, name: str) -> Path:
         path = self.out / name
+        if getattr(self, "_fit_t0", None) is not None:
+            now = time.time()
+            self.state["train_seconds"] += now - self._fit_t0
+            self._fit_t0 = now
         if self.dist.is_main:
             atomic_save(self.checkpoint_state(), path)
         return path
@@ -278,6 +297,7 @@ class Trainer:
                 f"{self.state['batch_in_epoch']}, step {self.state['step']}"
             )
         logger = MetricsLog(self.out, cfg.tensorboard, keep_records=keep, enabled=self.dist.is_main)
+        self._fit_t0 = time.time()
         try:
             self._loop(logger)
         finally:
@@ -386,6 +406,10 @@ class Trainer:
                         self.state.update(finished=True, stop_reason="early stopping")
                 if cfg.max_steps and step >= cfg.max_steps and not self.state["finished"]:
                     self.state.update(finished=True, stop_reason=f"max_steps={cfg.max_steps}")
+                if not self.state["finished"] and self._out_of_time():
+                    if not (cfg.eval_every and step % cfg.eval_every == 0):  # not just done
+                        self.run_eval(logger)
+                    self.state.update(finished=True, stop_reason=f"max_minutes={cfg.max_minutes}")
                 self.state["log_records"] = len(logger)
                 if self.state["finished"] or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                     self.save("last.pt")
@@ -406,6 +430,10 @@ class Trainer:
                     self.state.update(finished=True, stop_reason="early stopping")
             if self.state["epoch"] >= cfg.epochs:
                 self.state.update(finished=True, stop_reason=f"epochs={cfg.epochs}")
+            elif not self.state["finished"] and self._out_of_time():
+                if cfg.eval_every:  # the per-epoch evaluation above did not run
+                    self.run_eval(logger)
+                self.state.update(finished=True, stop_reason=f"max_minutes={cfg.max_minutes}")
             self.state["log_records"] = len(logger)
             self.save("last.pt")
         if self.state["stop_reason"] and self.dist.is_main:
