@@ -4,6 +4,8 @@
     seqkit evaluate CONFIG [key.sub=value ...] [--ckpt PATH] [--split PREFIX]
     seqkit predict CONFIG [key.sub=value ...] [--ckpt PATH] [--input FILE|-] [--output FILE]
     seqkit score {bleu,chrf,wer,cer,f1,acc} --ref REF --hyp HYP [--json]
+    seqkit score ppl --arpa LM.arpa --text FILE [--json]
+    seqkit ngram --order N --train FILE --arpa OUT [--lowercase]
 
 Under ``torchrun`` use ``torchrun --nproc_per_node N -m seqkit.cli.main train CONFIG``.
 User errors (bad data, bad config) print ``seqkit: error: ...`` and exit with status 2,
@@ -67,6 +69,34 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+def _cmd_ngram(args) -> int:
+    import time
+
+    from ..models.ngram import estimate_kn
+    from ..textio import read_lines
+
+    t0 = time.time()
+    lines = read_lines(args.train)
+    sents = [(line.lower() if args.lowercase else line).split() for line in lines]
+    try:
+        lm = estimate_kn(sents, order=args.order)
+    except ValueError as e:
+        raise SeqkitError(f"{args.train}: {e}") from None
+    lm.write_arpa(args.arpa)
+    for note in lm.notes:
+        print(f"seqkit ngram: warning: {note}", file=sys.stderr)
+    counts = " ".join(f"{k}-grams={n}" for k, n in enumerate(lm.counts(), 1))
+    discounts = "; ".join(
+        f"order {k}: " + " ".join(f"{d:.4f}" for d in ds) for k, ds in enumerate(lm.discounts, 1)
+    )
+    print(
+        f"wrote {args.arpa}: interpolated modified Kneser-Ney, order {args.order}, "
+        f"{len(sents)} sentences, vocabulary {len(lm.vocab)} (with <s> </s> <unk>), {counts}; "
+        f"discounts D1 D2 D3+ {discounts}; {time.time() - t0:.1f} s"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import score
 
@@ -90,6 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", default="-", help="input file, or - for stdin (default)")
     p.add_argument("--output", help="write here instead of stdout")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser(
+        "ngram",
+        help="estimate an interpolated modified Kneser-Ney n-gram LM; write ARPA",
+        description="Estimate an interpolated modified Kneser-Ney n-gram LM (Chen & Goodman "
+        "1998) from a text file (one sentence per line, whitespace-tokenised) and write it in "
+        "ARPA format (readable by seqkit.search.ArpaLM, KenLM, SRILM).",
+    )
+    p.add_argument("--order", type=int, default=5, help="n (default 5)")
+    p.add_argument("--train", required=True, help="training text")
+    p.add_argument("--arpa", required=True, help="output ARPA file")
+    p.add_argument("--lowercase", action="store_true", help="lowercase the text first")
+    p.set_defaults(func=_cmd_ngram)
 
     score.add_parser(sub)
     return parser

@@ -6,6 +6,7 @@
     seqkit score cer  --ref REF --hyp HYP [--worst 5] [--json]
     seqkit score f1   --ref TAGS --hyp TAGS [--json]
     seqkit score acc  --ref LABELS --hyp LABELS [--json]
+    seqkit score ppl  --arpa LM.arpa --text FILE [--lowercase] [--json]
 
 Files are line-aligned UTF-8 text (CRLF tolerated).  For ``f1`` each line holds
 whitespace-separated BIO tags.  Without ``--json`` a human-readable report is printed;
@@ -60,7 +61,41 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             p.add_argument("--worst", type=int, default=5, metavar="N",
                            help="show the N utterances with the most errors (default 5)")
         p.set_defaults(func=run)
+    p = metrics.add_parser(
+        "ppl",
+        help="perplexity of an ARPA n-gram LM on a text file",
+        description="Perplexity of an ARPA back-off n-gram model on a text file: each line is "
+        "a sentence scored as <s> w_1 .. w_n </s> (n + 1 tokens; words outside the model's "
+        "vocabulary are scored as <unk> and counted).  For a neural LM checkpoint use "
+        "`seqkit evaluate CONFIG --split FILE`.",
+    )
+    p.add_argument("--arpa", required=True, metavar="PATH", help="ARPA language model")
+    p.add_argument("--text", required=True, metavar="PATH", help="whitespace-tokenised text")
+    p.add_argument("--lowercase", action="store_true", help="lowercase the text first")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
+    p.set_defaults(func=run_ppl)
     return parser
+
+
+def run_ppl(args: argparse.Namespace) -> int:
+    """Handler for ``seqkit score ppl``."""
+    from ..models.ngram import sentence_perplexity
+    from ..search.lm_scorer import ArpaLM
+    from ..textio import read_lines
+
+    lm = ArpaLM.from_file(args.arpa)
+    lines = read_lines(args.text)
+    sents = [(line.lower() if args.lowercase else line).split() for line in lines]
+    result = {"arpa": args.arpa, "text": args.text, "order": lm.order,
+              **sentence_perplexity(lm, sents)}
+    if args.json:
+        print(json.dumps({"metric": "ppl", **result}))
+    else:
+        print(
+            f"ppl = {result['score']:.2f} (order {lm.order}, {result['tokens']} tokens incl. "
+            f"</s> in {result['sentences']} sentences, {result['oov']} OOV scored as <unk>)"
+        )
+    return 0
 
 
 def compute(args: argparse.Namespace) -> dict:
