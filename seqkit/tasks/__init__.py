@@ -13,6 +13,7 @@ from ..errors import ConfigError
 
 TASKS = {
     "slot_filling": "seqkit.tasks.slot_filling:SlotFillingTask",
+    "language_model": "seqkit.tasks.lm:LanguageModelTask",
     "text_classification": "seqkit.tasks.classification:TextClassificationTask",
 }
 
