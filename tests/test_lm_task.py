@@ -365,3 +365,30 @@ def test_max_minutes_stops_with_evaluation_and_checkpoint(tmp_path, capsys):
     assert (tmp_path / "exp" / "best.pt").is_file()
     records = [json.loads(r) for r in (tmp_path / "exp" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["kind"] == "dev" and "ppl" in records[-1]
+
+
+def test_tune_cache_script_agrees_with_the_full_mixture(tmp_path):
+    """recipes/lm/tune_cache.py scores only the targets; it must equal the task's mixture."""
+    import importlib.util
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("tune_cache", ROOT / "recipes/lm/tune_cache.py")
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+    cfg = load_config(tiny_lm_config(tmp_path, data={"eval_batch_size": 3}))
+    task = LanguageModelTask(cfg)
+    task.build_state()
+    torch.manual_seed(0)
+    model = task.build_model().eval()
+    cols, n = tune.collect(task, model, cfg.data.dev)
+    for window, theta, lam in [(5, 0.5, 0.2), (40, 1.0, 0.1)]:
+        nll = 0.0
+        for hid, tgt, lp in cols:
+            pc, empty = tune.cache_target_prob(hid, tgt, window, theta, chunk=7)
+            pm = lp.double().exp()
+            nll -= torch.where(empty, pm, (1 - lam) * pm + lam * pc).log().sum().item()
+        cfg.data.cache_size, cfg.data.cache_theta, cfg.data.cache_lambda = window, theta, lam
+        with torch.no_grad():
+            ref = task.score(model, cfg.data.dev, cache=True)
+        assert ref["tokens"] == n and math.isclose(nll / n, ref["loss_cache"], rel_tol=1e-5)

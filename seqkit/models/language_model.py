@@ -30,7 +30,8 @@ class StatefulLM(nn.Module):
         ar_alpha / tar_beta: activation regularisation (``alpha * mean(dropped_out^2)``)
             and temporal activation regularisation (``beta * mean((h_t - h_{t-1})^2)``)
             of Merity, McCann & Socher 2017 ("Revisiting Activation Regularization for
-            Language RNNs"), on the last layer's outputs; 0 disables them.
+            Language RNNs"), on the last layer's outputs before output dropout (AWD-LSTM
+            takes AR on the dropped outputs); 0 disables them.
 
     Batch (training): ``{"input": (B, T) long, "target": (B, T) long, "reset": bool}``;
     ``reset`` zeroes the carried state first (the first window of an epoch).  Returns
