@@ -214,9 +214,10 @@ def test_task_end_to_end_train_evaluate_predict(tmp_path):
     assert len(res["attention"]) == 6 and abs(sum(res["attention"]) - 1) < 1e-5
 
 
-def test_sentencepiece_tokenizer_travels_in_the_checkpoint(tmp_path):
+def test_sentencepiece_and_char_features_travel_in_the_checkpoint(tmp_path):
     cfg_path = tiny_config(tmp_path, arch="cnn")
     over = ["data.tokenizer=sentencepiece", "data.sp_vocab_size=40", "train.epochs=2"]
+    over += ["model.char_filters=4", "model.char_dim=4"]  # with character features too
     cfg = load_config(cfg_path, over)
     train(cfg)
     for f in (tmp_path / "exp").glob("spm.*"):

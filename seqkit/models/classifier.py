@@ -11,15 +11,16 @@
   100 maps each, ReLU, max-over-time pooling (:class:`~seqkit.nn.conv.MaskedConvMaxPool`)
   -> dropout 0.5 -> linear.
 
-Regularisation shared by both: ``word_dropout`` replaces a real token by ``<unk>`` with that
-probability (Iyyer et al. 2015, "Deep Unordered Composition Rivals Syntactic Methods for Text
-Classification", drop words; Bowman et al. 2016), ``embed_dropout`` drops whole word types
-from the embedding matrix (Gal & Ghahramani 2016, :func:`~seqkit.nn.dropout.embedding_dropout`),
-``input_dropout`` is elementwise dropout on the word vectors.  Built from :mod:`seqkit.nn`
-parts only.
+Shared by both: optional character-CNN token features (Ma & Hovy 2016), and regularisation:
+``word_dropout`` replaces a real token by ``<unk>`` with that probability (the word dropout of
+Bowman et al. 2016, "Generating Sentences from a Continuous Space"; Iyyer et al. 2015 delete the
+word instead), ``embed_dropout`` drops whole word types from the embedding matrix (Gal &
+Ghahramani 2016, :func:`~seqkit.nn.dropout.embedding_dropout`), ``input_dropout`` is
+elementwise dropout on the token vectors.  Built from :mod:`seqkit.nn` parts only.
 
 Batch keys: ``tokens`` (B, T) long with ``pad_id`` at padding, ``lengths`` (B,) long >= 1,
-``labels`` (B,) long (training; ``IGNORE`` for an unknown label).
+``labels`` (B,) long (training; ``IGNORE`` for an unknown label), ``chars`` (B, T, C) long
+(only with character features).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from torch.nn import functional as F
 
 from ..nn.conv import MaskedConvMaxPool
 from ..nn.dropout import embedding_dropout
+from ..nn.embedding import CharCNN
 from ..nn.pooling import SequencePooling
 from ..nn.rnn import RNNEncoder
 
@@ -40,19 +42,39 @@ IGNORE = -100  # label id excluded from the loss (a label unseen in training)
 
 
 class _Classifier(nn.Module):
-    """Embedding with word/type/element dropout, the loss and ``predict``; subclasses encode."""
+    """Token representations with word/type/element dropout, the loss and ``predict``.
+
+    Keyword arguments shared by both classifiers:
+        word_dropout: train-time chance to replace a real token by ``unk_id``.
+        embed_dropout: train-time chance to drop a word type (every occurrence in the batch).
+        input_dropout: elementwise dropout on the token vectors.
+        label_smoothing: of the cross-entropy loss.
+        emb_init_std: word vectors start as N(0, std^2) (None: torch's N(0, 1)).
+        num_chars, char_dim, char_filters, char_pad_id: with ``num_chars > 0`` each token
+            vector is extended by character-CNN features (:class:`~seqkit.nn.embedding.CharCNN`,
+            Ma & Hovy 2016) computed from ``batch["chars"]`` (B, T, C); the characters of a
+            token replaced by word dropout are kept.
+
+    ``self.input_size`` is the size of a token vector (``emb_dim`` + ``char_filters``).
+    """
 
     def __init__(
         self,
         vocab_size: int,
         num_classes: int,
         emb_dim: int,
-        word_dropout: float,
-        embed_dropout: float,
-        input_dropout: float,
-        label_smoothing: float,
-        pad_id: int,
-        unk_id: int,
+        *,
+        word_dropout: float = 0.0,
+        embed_dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        label_smoothing: float = 0.0,
+        pad_id: int = 0,
+        unk_id: int = 1,
+        emb_init_std: float | None = None,
+        num_chars: int = 0,
+        char_dim: int = 32,
+        char_filters: int = 0,
+        char_pad_id: int = 0,
     ):
         super().__init__()
         self.pad_id, self.unk_id = pad_id, unk_id
@@ -60,18 +82,29 @@ class _Classifier(nn.Module):
         self.word_dropout, self.embed_dropout = word_dropout, embed_dropout
         self.label_smoothing = label_smoothing
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
+        if emb_init_std is not None:  # torch's default is N(0, 1)
+            nn.init.normal_(self.embed.weight, 0.0, emb_init_std)
+            with torch.no_grad():
+                self.embed.weight[pad_id].zero_()
+        self.chars = None
+        if num_chars > 0 and char_filters > 0:
+            self.chars = CharCNN(num_chars, char_dim, char_filters, pad_id=char_pad_id)
+        self.input_size = emb_dim + (char_filters if self.chars is not None else 0)
         self.input_drop = nn.Dropout(input_dropout)
 
-    def embed_tokens(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens (B, T) -> word vectors (B, T, E) and the (B, T) mask of real positions."""
+    def embed_tokens(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """batch -> token vectors (B, T, input_size) and the (B, T) mask of real positions."""
+        tokens = batch["tokens"]  # (B, T)
         mask = tokens != self.pad_id  # (B, T)
         if self.training and self.word_dropout > 0:
             drop = (torch.rand(tokens.shape, device=tokens.device) < self.word_dropout) & mask
             tokens = tokens.masked_fill(drop, self.unk_id)
         x = embedding_dropout(
             tokens, self.embed.weight, self.embed_dropout, self.training, self.pad_id
-        )
-        return self.input_drop(x), mask  # (B, T, E)
+        )  # (B, T, E)
+        if self.chars is not None:
+            x = torch.cat([x, self.chars(batch["chars"])], dim=-1)  # (B, T, E + F)
+        return self.input_drop(x), mask
 
     def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(logits (B, C), attention weights (B, T) or None)."""
@@ -98,6 +131,7 @@ class RNNClassifier(_Classifier):
         pooling: ``attention`` (weights returned by :meth:`predict`), ``max`` or ``mean``.
         mlp_hidden: width of the hidden tanh layer of the classifier; 0: a linear layer.
         dropout: between RNN layers, on the pooled vector and in the MLP.
+        **kw: the token-representation options of :class:`_Classifier`.
 
     Shapes: tokens (B, T) -> logits (B, C); attention (B, T), zero at padding.
     """
@@ -113,25 +147,10 @@ class RNNClassifier(_Classifier):
         pooling: Literal["attention", "max", "mean"] = "attention",
         mlp_hidden: int = 0,
         dropout: float = 0.5,
-        word_dropout: float = 0.0,
-        embed_dropout: float = 0.0,
-        input_dropout: float = 0.0,
-        label_smoothing: float = 0.0,
-        pad_id: int = 0,
-        unk_id: int = 1,
+        **kw,
     ):
-        super().__init__(
-            vocab_size,
-            num_classes,
-            emb_dim,
-            word_dropout,
-            embed_dropout,
-            input_dropout,
-            label_smoothing,
-            pad_id,
-            unk_id,
-        )
-        self.encoder = RNNEncoder(emb_dim, hidden_size, num_layers, True, cell, dropout)
+        super().__init__(vocab_size, num_classes, emb_dim, **kw)
+        self.encoder = RNNEncoder(self.input_size, hidden_size, num_layers, True, cell, dropout)
         h = self.encoder.output_size
         self.pool = SequencePooling(h, pooling)
         self.drop = nn.Dropout(dropout)
@@ -146,7 +165,7 @@ class RNNClassifier(_Classifier):
             self.out = nn.Linear(h, num_classes)
 
     def encode(self, batch: dict):
-        x, mask = self.embed_tokens(batch["tokens"])  # (B, T, E)
+        x, mask = self.embed_tokens(batch)  # (B, T, E)
         h, _ = self.encoder(x, batch["lengths"])  # (B, T, 2H), zero at padding
         pooled, attn = self.pool(h, mask)  # (B, 2H), (B, T) or None
         return self.out(self.drop(pooled)), attn  # (B, C)
@@ -154,6 +173,8 @@ class RNNClassifier(_Classifier):
 
 class CNNClassifier(_Classifier):
     """Kim (2014) CNN: convolutions of several widths, max-over-time, dropout, linear.
+
+    ``**kw``: the token-representation options of :class:`_Classifier`.
 
     Shapes: tokens (B, T) -> logits (B, C); no attention weights (``None``).
     """
@@ -166,29 +187,14 @@ class CNNClassifier(_Classifier):
         widths: Sequence[int] = (3, 4, 5),
         num_filters: int = 100,
         dropout: float = 0.5,
-        word_dropout: float = 0.0,
-        embed_dropout: float = 0.0,
-        input_dropout: float = 0.0,
-        label_smoothing: float = 0.0,
-        pad_id: int = 0,
-        unk_id: int = 1,
+        **kw,
     ):
-        super().__init__(
-            vocab_size,
-            num_classes,
-            emb_dim,
-            word_dropout,
-            embed_dropout,
-            input_dropout,
-            label_smoothing,
-            pad_id,
-            unk_id,
-        )
-        self.conv = MaskedConvMaxPool(emb_dim, widths, num_filters, "relu")
+        super().__init__(vocab_size, num_classes, emb_dim, **kw)
+        self.conv = MaskedConvMaxPool(self.input_size, widths, num_filters, "relu")
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(self.conv.output_size, num_classes)
 
     def encode(self, batch: dict):
-        x, mask = self.embed_tokens(batch["tokens"])  # (B, T, E)
-        feats = self.conv(x, mask)  # (B, 3 * 100)
+        x, mask = self.embed_tokens(batch)  # (B, T, E)
+        feats = self.conv(x, mask)  # (B, len(widths) * num_filters)
         return self.out(self.drop(feats)), None

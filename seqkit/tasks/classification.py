@@ -47,17 +47,21 @@ class ClassificationDataConfig:
     sp_vocab_size: int = 8000  # sentencepiece: pieces (trained on the unique training texts)
     sp_model_type: Literal["unigram", "bpe"] = "unigram"
     max_len: int | None = None  # keep at most this many tokens of a text (None: all)
+    max_word_chars: int = 20  # characters per token seen by the char CNN (model.char_filters)
 
 
 @dataclass
 class ClassificationModelConfig:
     arch: Literal["rnn", "cnn"] = "rnn"
     emb_dim: int = 300
+    emb_init_std: float | None = None  # word vectors start as N(0, std^2); None: torch's N(0, 1)
     dropout: float = 0.5  # rnn: between layers, pooled vector, MLP; cnn: before the output layer
     word_dropout: float = 0.0  # train-time chance to replace a token by <unk>
     embed_dropout: float = 0.0  # train-time chance to drop a word type (all its occurrences)
     input_dropout: float = 0.0  # elementwise dropout on the word vectors
     label_smoothing: float = 0.0
+    char_dim: int = 32
+    char_filters: int = 0  # > 0: add character-CNN features to every token vector
     # rnn
     cell: Literal["lstm", "gru", "rnn"] = "lstm"
     hidden_size: int = 300  # per direction
@@ -79,6 +83,7 @@ class TextClassificationTask(Task):
         self.tokenizer: WordTokenizer | SentencePieceTokenizer | None = None
         self.vocab: Vocab | None = None
         self.labels: Vocab | None = None
+        self.chars: Vocab | None = None
         self._dev_cache: tuple[str, list, list[dict], Skips] | None = None
 
     # ------------------------------------------------------------------ data
@@ -118,6 +123,7 @@ class TextClassificationTask(Task):
             (self.tokenize(t) for t, _, _ in train), min_freq=d.min_freq, specials=(PAD, UNK)
         )
         self.labels = Vocab.build(([lab] for _, lab, _ in train), specials=())
+        self.chars = Vocab.build((list(tok) for tok in self.vocab.tokens[2:]), specials=(PAD, UNK))
         print(
             f"text_classification: {len(self.vocab)} {d.tokenizer} tokens, labels "
             f"{self.labels.tokens}",
@@ -129,22 +135,36 @@ class TextClassificationTask(Task):
             "tokenizer": self.tokenizer.to_dict(),
             "vocab": self.vocab.to_dict(),
             "labels": self.labels.to_dict(),
+            "chars": self.chars.to_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.tokenizer = tokenizer_from_dict(state["tokenizer"])
         self.vocab = Vocab.from_dict(state["vocab"])
         self.labels = Vocab.from_dict(state["labels"])
+        self.chars = Vocab.from_dict(state["chars"])
 
     def encode(self, text: str, label: str | None = None) -> dict:
-        ids = self.vocab.encode(self.tokenize(text)) or [self.vocab.unk_id]  # never empty
+        toks = self.tokenize(text) or [UNK]  # never empty
         lab = self.labels.index(label) if label is not None and label in self.labels else IGNORE
-        return {"tokens": ids, "label": lab}
+        item = {"tokens": self.vocab.encode(toks), "label": lab}
+        if self.cfg.model.char_filters > 0:
+            n = self.cfg.data.max_word_chars
+            item["chars"] = [self.chars.encode(list(t[:n])) for t in toks]
+        return item
 
     def collate(self, items: list[dict]) -> dict:
         tokens, lengths = pad_sequences([it["tokens"] for it in items], self.vocab.pad_id)
         labels = torch.tensor([it["label"] for it in items], dtype=torch.long)
-        return {"tokens": tokens, "lengths": lengths, "labels": labels}
+        batch = {"tokens": tokens, "lengths": lengths, "labels": labels}
+        if "chars" in items[0]:
+            width = max(len(w) for it in items for w in it["chars"])
+            chars = torch.full((len(items), tokens.size(1), width), self.chars.pad_id)
+            for i, it in enumerate(items):
+                for j, w in enumerate(it["chars"]):
+                    chars[i, j, : len(w)] = torch.tensor(w, dtype=torch.long)
+            batch["chars"] = chars
+        return batch
 
     def training_data(self):
         train = self._read(self.cfg.data.train, "data.train", Skips())
@@ -158,6 +178,7 @@ class TextClassificationTask(Task):
             vocab_size=len(self.vocab),
             num_classes=len(self.labels),
             emb_dim=m.emb_dim,
+            emb_init_std=m.emb_init_std,
             dropout=m.dropout,
             word_dropout=m.word_dropout,
             embed_dropout=m.embed_dropout,
@@ -165,6 +186,10 @@ class TextClassificationTask(Task):
             label_smoothing=m.label_smoothing,
             pad_id=self.vocab.pad_id,
             unk_id=self.vocab.unk_id,
+            num_chars=len(self.chars) if m.char_filters > 0 else 0,
+            char_dim=m.char_dim,
+            char_filters=m.char_filters,
+            char_pad_id=self.chars.pad_id,
         )
         if m.arch == "cnn":
             return CNNClassifier(widths=m.widths, num_filters=m.num_filters, **common)
