@@ -3,7 +3,7 @@
 Usage (from the repository root, after training ``config.yaml``)::
 
     python recipes/sentiment/sst2/plot_attention.py recipes/sentiment/sst2/config.yaml \
-        --rows 1 2 6 9 14 27 --out recipes/sentiment/sst2/attention.png
+        --rows 2 239 347 384 540 111 113 --out recipes/sentiment/sst2/attention.png
     python recipes/sentiment/sst2/plot_attention.py CONFIG --text "a gorgeous , witty film ." ...
 
 ``--rows`` are 1-based data rows of the config's dev file (header excluded); ``--text`` gives
