@@ -14,6 +14,9 @@ GFLOP/s on the same threads.
   exact (padding never reaches a real position, padded outputs are zero, final states at
   each sequence's last real step).
 * with ``--with-packed``, also ``RNNEncoder(impl="packed")`` (``pack_padded_sequence``).
+* "bare nn.LSTM (copy)" is a second, identical bare LSTM timed the same way: its ratio to
+  the first shows how far two equal models drift apart in this run (the noise floor of
+  the ratio on a shared machine); ``--no-control`` leaves it out.
 
 FLOPs counted: the matrix products of the LSTM on all B x T padded positions (the work
 bare does), forward ``2 * 4H * (D_l + H)`` per position, layer and direction, and twice
@@ -94,10 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mean-length", type=int, default=50)
     p.add_argument("--spread", type=float, default=0.1, help="lengths within +-spread*mean")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--gemm-size", type=int, default=2048)
     p.add_argument("--impl", default="auto", choices=["auto", "padded", "packed"])
     p.add_argument("--with-packed", action="store_true", help="also time impl='packed'")
+    p.add_argument("--no-control", action="store_true", help="leave out the bare copy")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
@@ -114,7 +118,13 @@ def main(argv: list[str] | None = None) -> None:
     bare = nn.LSTM(
         args.input_size, args.hidden, args.layers, batch_first=True, bidirectional=True
     ).to(device)
-    runs = {"bare nn.LSTM": None}
+    runs: dict = {"bare nn.LSTM": None}
+    if not args.no_control:
+        control = nn.LSTM(
+            args.input_size, args.hidden, args.layers, batch_first=True, bidirectional=True
+        ).to(device)
+        control.load_state_dict(bare.state_dict())
+        runs["bare nn.LSTM (copy)"] = control
     encoders = {f"seqkit RNNEncoder(impl={args.impl!r})": args.impl}
     if args.with_packed:
         encoders["seqkit RNNEncoder(impl='packed')"] = "packed"
@@ -126,7 +136,10 @@ def main(argv: list[str] | None = None) -> None:
 
     def step(model) -> None:
         xr = x.detach().requires_grad_()
-        out = bare(xr)[0] if model is None else model(xr, lengths)[0]
+        if model is None or isinstance(model, nn.LSTM):
+            out = (bare if model is None else model)(xr)[0]
+        else:
+            out = model(xr, lengths)[0]
         out.backward(grad_out)
 
     def timed(model) -> float:
@@ -169,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         if runs[name] is not None:
             line += (
-                f"  ratio bare/seqkit {bare_median / med:.3f} (of mins {bare_min / fastest:.3f})"
+                f"  ratio bare/this {bare_median / med:.3f} (of mins {bare_min / fastest:.3f})"
             )
         print(line)
 
