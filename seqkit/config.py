@@ -63,6 +63,10 @@ class TrainConfig:
     min_lr: float = 0.0
     clip_grad_norm: float | None = 5.0  # on by default; null disables
     accumulate: int = 1  # gradient accumulation: batches per optimizer step
+    ema_decay: float | None = None  # keep an exponential moving average of the weights
+    # (Polyak averaging; OpenNMT-py's average_decay, fairseq's --ema-decay), e.g. 0.999:
+    # dev evaluation, best.pt and inference use the averaged weights
+    ema_start: int = 0  # optimizer step at which averaging starts (a copy of the weights)
     # evaluation, checkpoints, logs
     eval_every: int | None = None  # evaluate every N optimizer steps; None: once per epoch
     checkpoint_every: int | None = 100  # also write last.pt every N optimizer steps (for resume)

@@ -11,7 +11,7 @@ from torch import nn
 
 from seqkit.config import EarlyStoppingConfig, TrainConfig
 from seqkit.data import pad_sequences
-from seqkit.train.checkpoint import load_checkpoint
+from seqkit.train.checkpoint import inference_state, load_checkpoint
 from seqkit.train.trainer import Trainer, build_scheduler
 
 
@@ -157,3 +157,50 @@ def test_warmup_cosine_schedule():
     # step 13 is 9 of 10 post-warm-up steps into the cosine
     assert lrs[4] == pytest.approx(1.0)
     assert lrs[-1] == pytest.approx(max(0.1, 0.5 * (1 + math.cos(math.pi * 9 / 10))))
+
+
+def test_ema_is_the_moving_average_of_the_stepped_weights(tmp_path):
+    decay, start = 0.8, 3
+    t = make_trainer(tmp_path, "ema", epochs=2, ema_decay=decay, ema_start=start)
+    seen: list[dict] = []
+    t.optimizer.register_step_post_hook(
+        lambda *_: seen.append({k: v.detach().clone() for k, v in t.model.state_dict().items()})
+    )
+    t.fit()
+    assert len(seen) == t.state["step"] > start + 2
+    expected = dict(seen[start])  # averaging starts with a copy at step start + 1
+    for w in seen[start + 1 :]:
+        expected = {k: decay * expected[k] + (1 - decay) * w[k] for k in w}
+    ckpt = load_checkpoint(tmp_path / "ema" / "last.pt")
+    got = inference_state(ckpt)
+    assert set(got) == set(expected)
+    assert all(torch.allclose(got[k].float(), expected[k].float(), atol=1e-6) for k in got)
+    assert not all(torch.equal(got[k], ckpt["model"][k]) for k in got)  # not the raw weights
+    assert t.eval_model is t.ema.module
+    # the dev loss logged at the end is that of the averaged weights
+    model = ToyLM()
+    model.load_state_dict(got)
+    model.eval()
+    with torch.inference_mode():
+        loss = float(model(collate(make_data(8, seed=1)))["loss"])
+    dev = [r for r in records(tmp_path / "ema") if r["kind"] == "dev"]
+    assert math.isclose(dev[-1]["loss"], loss, rel_tol=1e-6)
+
+
+def test_ema_resume_after_crash_is_bit_identical(tmp_path):
+    make_trainer(tmp_path, "ref", ema_decay=0.9).fit()
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(tmp_path, "crash", crash_at=13, ema_decay=0.9).fit()
+    make_trainer(tmp_path, "crash", ema_decay=0.9).fit()
+    a = load_checkpoint(tmp_path / "ref" / "last.pt")
+    b = load_checkpoint(tmp_path / "crash" / "last.pt")
+    for key in ("model", "ema"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+    assert records(tmp_path / "ref") == records(tmp_path / "crash")
+
+
+def test_ema_decay_out_of_range_is_a_config_error(tmp_path):
+    from seqkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ema_decay"):
+        make_trainer(tmp_path, "bad", ema_decay=1.5)

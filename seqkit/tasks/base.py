@@ -19,7 +19,7 @@ from torch import nn
 
 from ..config import ExperimentConfig, to_dict
 from ..errors import ConfigError, SeqkitError
-from ..train.checkpoint import load_checkpoint
+from ..train.checkpoint import inference_state, load_checkpoint
 from ..train.trainer import Trainer, resolve_device
 
 
@@ -155,7 +155,7 @@ def load_for_inference(cfg: ExperimentConfig, checkpoint: str | Path | None = No
     task: Task = get_task(cfg.task)(cfg)
     task.load_state_dict(ckpt["task"])
     model = task.build_model()
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(inference_state(ckpt))
     model.to(resolve_device(cfg.train.device)).eval()
     return task, model
 

@@ -103,3 +103,12 @@ def set_rng_state(state: dict) -> None:
         np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, cached))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def inference_state(ckpt: dict) -> dict:
+    """The weights to predict with: the moving average where training kept one
+    (``train.ema_decay``), else the trained weights."""
+    ema = ckpt.get("ema")
+    if not ema:
+        return ckpt["model"]
+    return {k[len("module.") :]: v for k, v in ema.items() if k.startswith("module.")}

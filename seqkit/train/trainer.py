@@ -11,6 +11,8 @@ What it does for a task:
   checkpoint after ``max_bad_steps`` in a row;
 * evaluates on dev every epoch (or every ``eval_every`` steps), early-stops on a dev
   metric, keeps ``best.pt`` and ``last.pt``;
+* optionally keeps an exponential moving average of the weights (``ema_decay``), which
+  dev evaluation and inference then use;
 * logs to ``metrics.jsonl`` and TensorBoard, shows tqdm progress, plots
   ``learning_curve.png``;
 * resumes exactly: ``last.pt`` holds model, optimizer, scheduler, all RNG states, the
@@ -188,6 +190,15 @@ class Trainer:
             "stop_reason": None,
             "train_seconds": 0.0,  # wall-clock time spent in training so far (max_minutes)
         }
+        self.ema = None
+        if cfg.ema_decay is not None:
+            if not 0.0 < cfg.ema_decay < 1.0:
+                raise ConfigError(f"train.ema_decay must lie in (0, 1), got {cfg.ema_decay}")
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(
+                self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
+            )
         self.wrapped: nn.Module = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -206,7 +217,15 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "trainer": dict(self.state),
             "rng": rng_state(),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights dev evaluation sees: the moving average once it has started."""
+        if self.ema is not None and int(self.ema.n_averaged) > 0:
+            return self.ema.module
+        return self.model
 
     def _elapsed(self) -> float:
         """Seconds of training so far, summed over resumed runs."""
@@ -232,16 +251,22 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.state.update(ckpt["trainer"])
+        if self.ema is not None:
+            if "ema" not in ckpt:
+                raise ConfigError(f"{path}: train.ema_decay is set but the checkpoint holds no "
+                                  "moving average (the run started without it); use --fresh")
+            self.ema.load_state_dict(ckpt["ema"])
         set_rng_state(ckpt["rng"])
 
     # ------------------------------------------------------------------ evaluation
     def run_eval(self, logger: MetricsLog) -> dict:
         metrics: dict = {}
         if self.evaluate_fn is not None:
-            self.model.eval()
+            model = self.eval_model
+            model.eval()
             with torch.inference_mode():
-                metrics = dict(self.evaluate_fn(self.model))
-            self.model.train()
+                metrics = dict(self.evaluate_fn(model))
+            model.train()
         es = self.cfg.early_stopping
         improved = False
         if es.metric in metrics:
@@ -378,6 +403,8 @@ class Trainer:
                     if cfg.clip_grad_norm:
                         nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
                     self.optimizer.step()
+                    if self.ema is not None and self.state["step"] + 1 > cfg.ema_start:
+                        self.ema.update_parameters(self.model)
                     self.state["bad_steps"] = 0
                 else:
                     self.state["bad_steps"] += 1
