@@ -89,6 +89,7 @@ class ExperimentConfig:
     data: Any
     model: Any
     train: TrainConfig = field(default_factory=TrainConfig)
+    decode: Any = None  # the task's DecodeConfig (search options), for tasks that have one
     source: str = "<config>"  # the file this came from (not a YAML key)
 
 
@@ -273,20 +274,24 @@ def build_config(raw: dict, where: str = "<config>") -> ExperimentConfig:
     from .tasks import get_task  # the task registry names the data/model dataclasses
 
     raw = dict(raw)
-    known = {"task", "data", "model", "train"}
+    known = {"task", "data", "model", "train", "decode"}
     for key in raw:
         if key not in known:
             close = _suggest(str(key), sorted(known))
             hint = f" (did you mean '{close}'?)" if close else ""
-            raise ConfigError(f"{where}: unknown key '{key}'{hint}; valid keys: data, model, task, train")
+            raise ConfigError(f"{where}: unknown key '{key}'{hint}; valid keys: {', '.join(sorted(known))}")
     if "task" not in raw:
         raise ConfigError(f"{where}: missing required key 'task'")
     task_cls = get_task(raw["task"], where=where)
+    decode_cls = getattr(task_cls, "DecodeConfig", None)
+    if decode_cls is None and raw.get("decode") is not None:
+        raise ConfigError(f"{where}: key 'decode': task {raw['task']!r} has no decode options")
     return ExperimentConfig(
         task=raw["task"],
         data=from_dict(task_cls.DataConfig, raw.get("data") or {}, where, "data."),
         model=from_dict(task_cls.ModelConfig, raw.get("model") or {}, where, "model."),
         train=from_dict(TrainConfig, raw.get("train") or {}, where, "train."),
+        decode=None if decode_cls is None else from_dict(decode_cls, raw.get("decode") or {}, where, "decode."),
         source=where,
     )
 

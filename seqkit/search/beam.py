@@ -162,7 +162,9 @@ class _Entry:
 
     def expand(self, beam: int) -> None:
         self.state = expand_state(self.state, beam)
-        self.static = set(self.state)
+        # inference-mode tensors keep no version counter, so an in-place change could not
+        # be seen: they are never treated as static (always gathered; exact, a little slower)
+        self.static = {k for k, v in self.state.items() if not v.is_inference()}
 
     def reorder(self, index: Tensor) -> None:
         """Gather rows ``index``, each taken from the same sentence's group of rows."""

@@ -15,6 +15,7 @@ TASKS = {
     "slot_filling": "seqkit.tasks.slot_filling:SlotFillingTask",
     "language_model": "seqkit.tasks.lm:LanguageModelTask",
     "text_classification": "seqkit.tasks.classification:TextClassificationTask",
+    "translation": "seqkit.tasks.translation:TranslationTask",
 }
 
 

@@ -29,6 +29,7 @@ class Task:
     name: ClassVar[str]
     DataConfig: ClassVar[type]
     ModelConfig: ClassVar[type]
+    DecodeConfig: ClassVar[type | None] = None  # the ``decode:`` section, if the task searches
 
     def __init__(self, cfg: ExperimentConfig):
         self.cfg = cfg
