@@ -314,7 +314,7 @@ class AttentionalDecoder(nn.Module):
         scheduled = self.training and sampling_prob > 0.0
         state = self.init_state(memory, memory_mask, enc_final)
         b, steps = tokens_in.shape
-        logits, weights, fed, cov_loss = [], [], [], []
+        logits, outputs, weights, fed, cov_loss = [], [], [], [], []
         for t in range(steps):
             inp = tokens_in[:, t]
             if scheduled and t > 0:
@@ -330,11 +330,16 @@ class AttentionalDecoder(nn.Module):
             if self.coverage:
                 cov_loss.append(torch.minimum(out["weights"], state["coverage"]).sum(-1))
             state = new_state
-            logits.append(self.logits(out["output"]))  # (B, V)
+            if scheduled:  # the next input may be sampled from these
+                logits.append(self.logits(out["output"]))  # (B, V)
+            else:
+                outputs.append(out["output"])  # (B, H)
             weights.append(out["weights"])
             fed.append(inp)
+        # teacher forcing: one (B * L, H) x (H, V) product instead of L small ones
+        all_logits = torch.stack(logits, 1) if scheduled else self.logits(torch.stack(outputs, 1))
         res = {
-            "logits": torch.stack(logits, dim=1),  # (B, L, V)
+            "logits": all_logits,  # (B, L, V)
             "weights": torch.stack(weights, dim=1),  # (B, L, S)
             "inputs": torch.stack(fed, dim=1),  # (B, L)
         }
