@@ -71,6 +71,8 @@ class TrainConfig:
     eval_every: int | None = None  # evaluate every N optimizer steps; None: once per epoch
     checkpoint_every: int | None = 100  # also write last.pt every N optimizer steps (for resume)
     keep_best: bool = True
+    keep_checkpoints: int = 0  # > 0: also keep the weights at the last N evaluations as
+    # ckpt_step<step>.pt (for `seqkit average`, checkpoint averaging)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     log_every: int = 20
     tensorboard: bool = True

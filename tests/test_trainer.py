@@ -204,3 +204,26 @@ def test_ema_decay_out_of_range_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="ema_decay"):
         make_trainer(tmp_path, "bad", ema_decay=1.5)
+
+
+def test_kept_checkpoints_and_their_average(tmp_path, capsys):
+    from seqkit.cli.main import main as seqkit_main
+    from seqkit.train.checkpoint import average_checkpoints
+
+    t = make_trainer(tmp_path, "keep", epochs=4, keep_checkpoints=2)
+    t.fit()  # one evaluation per epoch: steps of epochs 3 and 4 are kept
+    kept = sorted((tmp_path / "keep").glob("ckpt_step*.pt"))
+    assert len(kept) == 2
+    steps = [load_checkpoint(p)["trainer"]["step"] for p in kept]
+    assert steps[1] == t.state["step"] and steps[0] < steps[1]
+    a, b = (load_checkpoint(p)["model"] for p in kept)
+    assert "optimizer" not in load_checkpoint(kept[0])
+    avg = average_checkpoints(kept)
+    assert all(torch.allclose(avg["model"][k], (a[k] + b[k]) / 2, atol=1e-7) for k in a)
+    assert not torch.equal(a["out.weight"], b["out.weight"])
+    out = tmp_path / "avg.pt"
+    assert seqkit_main(["average", str(tmp_path / "keep"), "--last", "2", "--out", str(out)]) == 0
+    saved = load_checkpoint(out)
+    assert all(torch.equal(saved["model"][k], avg["model"][k]) for k in a)
+    assert seqkit_main(["average", str(tmp_path / "keep"), "--last", "3", "--out", str(out)]) == 2
+    assert "2 ckpt_step*.pt checkpoints, --last 3" in capsys.readouterr().err

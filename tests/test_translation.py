@@ -95,6 +95,11 @@ def test_recipe_config_trains_evaluates_and_predicts_on_a_toy_corpus(tmp_path, c
     assert 0.0 <= metrics["bleu"] <= 100.0 and metrics["ppl"] > 1.0
     assert metrics["bleu_signature"].startswith("nrefs:1|") and "nc:6" in metrics["chrf_signature"]
     assert len((tmp_path / "exp" / "dev.hyp").read_text().splitlines()) == 20
+    assert len(list((tmp_path / "exp").glob("ckpt_step*.pt"))) == 2  # one per epoch, <= 5 kept
+    avg = tmp_path / "avg.pt"
+    assert seqkit_main(["average", str(tmp_path / "exp"), "--last", "2", "--out", str(avg)]) == 0
+    assert seqkit_main(["evaluate", str(RECIPE / "config.yaml"), *ov, "--ckpt", str(avg)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sentences"] == 20
     monkeypatch.setattr("sys.stdin", _Stdin("haus katze\n\nrot auto\n"))
     assert seqkit_main(["predict", str(RECIPE / "config.yaml"), *ov]) == 0
     out = capsys.readouterr().out.split("\n")

@@ -6,6 +6,7 @@
     seqkit score {bleu,chrf,wer,cer,f1,acc} --ref REF --hyp HYP [--json]
     seqkit score ppl --arpa LM.arpa --text FILE [--json]
     seqkit ngram --order N --train FILE --arpa OUT [--lowercase]
+    seqkit average (OUTPUT_DIR --last K | CKPT CKPT ...) --out AVG.pt
 
 Under ``torchrun`` use ``torchrun --nproc_per_node N -m seqkit.cli.main train CONFIG``.
 User errors (bad data, bad config) print ``seqkit: error: ...`` and exit with status 2,
@@ -97,6 +98,26 @@ def _cmd_ngram(args) -> int:
     return 0
 
 
+def _cmd_average(args) -> int:
+    from pathlib import Path
+
+    from ..train.checkpoint import atomic_save, average_checkpoints
+
+    if args.last is not None:
+        if len(args.inputs) != 1 or not Path(args.inputs[0]).is_dir():
+            raise SeqkitError("--last K needs exactly one OUTPUT_DIR (a training output folder)")
+        found = sorted(Path(args.inputs[0]).glob("ckpt_step*.pt"))
+        if len(found) < args.last:
+            raise SeqkitError(f"{args.inputs[0]}: {len(found)} ckpt_step*.pt checkpoints, --last "
+                              f"{args.last} asked for (train with train.keep_checkpoints >= {args.last})")
+        paths = found[-args.last :]
+    else:
+        paths = [Path(p) for p in args.inputs]
+    atomic_save(average_checkpoints(paths), args.out)
+    print(f"wrote {args.out}: the mean of {len(paths)} checkpoints: " + " ".join(str(p) for p in paths))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import score
 
@@ -133,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arpa", required=True, help="output ARPA file")
     p.add_argument("--lowercase", action="store_true", help="lowercase the text first")
     p.set_defaults(func=_cmd_ngram)
+
+    p = sub.add_parser("average", help="average the weights of checkpoints (e.g. the last K)")
+    p.add_argument("inputs", nargs="+", help="checkpoint files, or with --last one OUTPUT_DIR")
+    p.add_argument("--last", type=int, help="the newest K ckpt_step*.pt of OUTPUT_DIR")
+    p.add_argument("--out", required=True, help="output checkpoint (evaluate it with --ckpt)")
+    p.set_defaults(func=_cmd_average)
 
     score.add_parser(sub)
     return parser

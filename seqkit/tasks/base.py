@@ -106,6 +106,8 @@ def train(cfg: ExperimentConfig, fresh: bool = False) -> dict:
     if fresh and out.exists():
         for name in ("last.pt", "best.pt", "metrics.jsonl"):
             (out / name).unlink(missing_ok=True)
+        for old in out.glob("ckpt_step*.pt"):  # kept weights of the previous run
+            old.unlink()
     task: Task = get_task(cfg.task)(cfg)
     if last.exists():  # resuming: reuse the saved vocabularies, never rebuild them
         task.load_state_dict(load_checkpoint(last)["task"])

@@ -105,6 +105,42 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def average_checkpoints(paths: list[str | Path]) -> dict:
+    """The element-wise mean of the inference weights of ``paths`` (checkpoint averaging,
+    as in fairseq's ``average_checkpoints.py`` and Marian/OpenNMT), returned as a checkpoint:
+    the last file's entries (config, vocabularies) with ``model`` replaced by the mean, no
+    optimizer and no moving average.  Integer tensors must agree and are kept as they are.
+    """
+    if not paths:
+        raise SeqkitError("average_checkpoints: no checkpoints given")
+    total: dict | None = None
+    keys: set | None = None
+    last: dict = {}
+    for p in paths:
+        last = load_checkpoint(p)
+        weights = inference_state(last)
+        if total is None:
+            total = {k: v.double() if v.is_floating_point() else v.clone() for k, v in weights.items()}
+            keys = set(weights)
+            continue
+        if set(weights) != keys:
+            raise SeqkitError(f"{p}: its parameters differ from those of {paths[0]}")
+        for k, v in weights.items():
+            if v.shape != total[k].shape:
+                raise SeqkitError(f"{p}: parameter {k} has shape {tuple(v.shape)}, "
+                                  f"{paths[0]} has {tuple(total[k].shape)}")
+            if v.is_floating_point():
+                total[k] += v.double()
+            elif not torch.equal(v, total[k]):
+                raise SeqkitError(f"{p}: integer tensor {k} differs from that of {paths[0]}")
+    ref = inference_state(last)
+    avg = {k: (v / len(paths)).to(ref[k].dtype) if v.is_floating_point() else v for k, v in total.items()}
+    out = {k: v for k, v in last.items() if k not in ("model", "optimizer", "scheduler", "ema", "rng")}
+    out["model"] = avg
+    out["averaged_from"] = [str(p) for p in paths]
+    return out
+
+
 def inference_state(ckpt: dict) -> dict:
     """The weights to predict with: the moving average where training kept one
     (``train.ema_decay``), else the trained weights."""

@@ -295,7 +295,18 @@ class Trainer:
         self.state["log_records"] = len(logger)
         if improved and self.cfg.keep_best:
             self.save("best.pt")
+        if self.cfg.keep_checkpoints > 0 and self.dist.is_main:
+            self._keep_checkpoint()
         return metrics
+
+    def _keep_checkpoint(self) -> None:
+        """Weights at this evaluation as ``ckpt_step<step>.pt``; only the newest
+        ``keep_checkpoints`` are kept."""
+        state = {k: v for k, v in self.checkpoint_state().items()
+                 if k not in ("optimizer", "scheduler", "rng")}
+        atomic_save(state, self.out / f"ckpt_step{self.state['step']:09d}.pt")
+        for old in sorted(self.out.glob("ckpt_step*.pt"))[: -self.cfg.keep_checkpoints]:
+            old.unlink(missing_ok=True)
 
     def _should_stop_early(self) -> bool:
         p = self.cfg.early_stopping.patience
