@@ -5,6 +5,7 @@ that copies source words its vocabulary does not have."""
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import random
 
@@ -125,6 +126,15 @@ def test_word_level_model_learns_the_toy_dictionary_and_nbest_is_ordered(tmp_pat
     assert len(res) == 4 and scores == sorted(scores, reverse=True)
     att = res[0]["attention"]  # (3 words + EOS, 3 source words): a diagonal alignment
     assert att.shape == (4, 3) and torch.equal(att[:3].argmax(-1), torch.arange(3))
+    spec = importlib.util.spec_from_file_location("plot_alignment", RECIPE / "plot_alignment.py")
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+    png = tmp_path / "align.png"
+    assert plot.main([str(RECIPE / "config.yaml"), *ov, "--rows", "1", "--text", "katze hund baum",
+                      "--out", str(png)]) == 0
+    assert png.stat().st_size > 1000
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("katze hund baum\tcat dog tree\t")
 
 
 def test_pointer_generator_copies_source_words_outside_its_vocabulary(tmp_path, capsys):
