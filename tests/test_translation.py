@@ -93,6 +93,7 @@ def test_recipe_config_trains_evaluates_and_predicts_on_a_toy_corpus(tmp_path, c
     assert seqkit_main(["train", str(RECIPE / "config.yaml"), "--fresh", *ov]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["sentences"] == 20 and metrics["beam"] == 3
+    assert metrics["sentences_per_second"] > 0 and metrics["threads"] == 1
     assert 0.0 <= metrics["bleu"] <= 100.0 and metrics["ppl"] > 1.0
     assert metrics["bleu_signature"].startswith("nrefs:1|") and "nc:6" in metrics["chrf_signature"]
     assert len((tmp_path / "exp" / "dev.hyp").read_text().splitlines()) == 20
@@ -137,7 +138,8 @@ def test_word_level_model_learns_the_toy_dictionary_and_nbest_is_ordered(tmp_pat
     assert len(lines) == 2 and lines[0].startswith("katze hund baum\tcat dog tree\t")
 
 
-def test_pointer_generator_copies_source_words_outside_its_vocabulary(tmp_path, capsys):
+@pytest.mark.parametrize("copy", ["pointer_generator", "copynet"])
+def test_copy_models_reproduce_source_words_outside_the_vocabulary(tmp_path, capsys, copy):
     """Identity task with a 6-word vocabulary: the other words can only be produced by copying."""
     rng = random.Random(0)
     names = [f"name{i}" for i in range(40)]
@@ -151,7 +153,7 @@ def test_pointer_generator_copies_source_words_outside_its_vocabulary(tmp_path, 
 
     write_split(tmp_path / "data", "train", pairs(400))
     write_split(tmp_path / "data", "val", [("haus name7 katze", "haus name7 katze"), ("name39 name3", "name39 name3")])
-    ov = overrides(tmp_path, "data.tokenizer=word", "data.max_vocab=6", "model.copy=true",
+    ov = overrides(tmp_path, "data.tokenizer=word", "data.max_vocab=6", f"model.copy={copy}",
                    "model.emb_dim=32", "model.enc_hidden=32", "model.dec_hidden=32", "model.dropout=0.0",
                    "train.early_stopping.metric=chrf",  # BLEU is 0 on two 2-3 word sentences
                    "train.epochs=20", "train.max_minutes=null", "train.max_tokens=200", "train.lr=0.01",
@@ -169,7 +171,7 @@ def test_copy_without_a_joint_vocabulary_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="model.copy.*joint_vocab"):
         from seqkit.tasks.translation import TranslationTask
 
-        TranslationTask(load_config(RECIPE / "config.yaml", ["model.copy=true", "data.joint_vocab=false"]))
+        TranslationTask(load_config(RECIPE / "config.yaml", ["model.copy=copynet", "data.joint_vocab=false"]))
 
 
 def test_unknown_decode_key_names_the_key():

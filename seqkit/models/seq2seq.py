@@ -9,9 +9,11 @@ OpenNMT-py build it, from :mod:`seqkit.nn` parts only::
         bridge from enc_final, tied output embedding                     logits (B, L, V)
     loss: label-smoothed token cross-entropy (Szegedy et al. 2016)
 
-With ``copy=True`` the decoder is :class:`~seqkit.nn.copy.PointerGeneratorDecoder` (See, Liu &
-Manning 2017) over the batch's extended vocabulary (source OOVs get per-batch slots), with
-optional coverage; its loss is the pointer-generator NLL (no label smoothing).
+With ``copy="pointer_generator"`` the decoder is :class:`~seqkit.nn.copy.PointerGeneratorDecoder`
+(See, Liu & Manning 2017, optional coverage), with ``copy="copynet"``
+:class:`~seqkit.nn.copy.CopyNetDecoder` (Gu et al. 2016), both over the batch's extended
+vocabulary (source OOVs get per-batch slots); their loss is the copy model's NLL (no label
+smoothing).
 
 Search: :meth:`Seq2Seq.start` returns ``(stepper, state)`` for
 :func:`seqkit.search.greedy_search` / :func:`seqkit.search.beam_search`.
@@ -24,7 +26,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..nn.copy import PointerGeneratorDecoder
+from ..nn.copy import CopyNetDecoder, PointerGeneratorDecoder
 from ..nn.decoder import AttentionalDecoder
 from ..nn.losses import sequence_cross_entropy
 from ..nn.rnn import RNNEncoder
@@ -61,7 +63,7 @@ class Seq2Seq(nn.Module):
         label_smoothing: float = 0.1,
         tie_embeddings: bool = True,
         share_embeddings: bool = False,
-        copy: bool = False,
+        copy: Literal["none", "pointer_generator", "copynet"] = "none",
         coverage: bool = False,
         coverage_weight: float = 1.0,
         pad_id: int = 0,
@@ -70,8 +72,12 @@ class Seq2Seq(nn.Module):
         super().__init__()
         if share_embeddings and src_vocab != tgt_vocab:
             raise ValueError(f"share_embeddings needs one vocabulary, got sizes {src_vocab} and {tgt_vocab}")
+        if copy not in ("none", "pointer_generator", "copynet"):
+            raise ValueError(f"copy must be 'none', 'pointer_generator' or 'copynet', got {copy!r}")
+        if coverage and copy == "copynet":
+            raise ValueError("coverage is not available with copy='copynet'")
         self.pad_id = pad_id
-        self.copy = copy
+        self.copy = copy != "none"
         self.label_smoothing = label_smoothing
         self.src_embed = nn.Embedding(src_vocab, emb_dim, padding_idx=pad_id)
         self.drop = nn.Dropout(dropout)
@@ -81,10 +87,14 @@ class Seq2Seq(nn.Module):
             attention=attention, num_layers=dec_layers, cell=cell, input_feeding=True,
             dropout=dropout, tie_embeddings=tie_embeddings, coverage=coverage, pad_id=pad_id, bridge=True,
         )
-        if copy:
+        if copy == "pointer_generator":
             self.decoder = PointerGeneratorDecoder(
                 tgt_vocab, emb_dim, dec_hidden, memory, unk_id=unk_id, coverage_weight=coverage_weight, **common
             )
+            dec = self.decoder.decoder
+        elif copy == "copynet":
+            del common["coverage"]
+            self.decoder = CopyNetDecoder(tgt_vocab, emb_dim, dec_hidden, memory, unk_id=unk_id, **common)
             dec = self.decoder.decoder
         else:
             self.decoder = AttentionalDecoder(tgt_vocab, emb_dim, dec_hidden, memory, **common)

@@ -160,6 +160,8 @@ def load_for_inference(cfg: ExperimentConfig, checkpoint: str | Path | None = No
     model = task.build_model()
     model.load_state_dict(inference_state(ckpt))
     model.to(resolve_device(cfg.train.device)).eval()
+    if cfg.train.num_threads:  # the same CPU threads as training (decoding speeds compare)
+        torch.set_num_threads(cfg.train.num_threads)
     return task, model
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -67,8 +68,8 @@ class TranslationModelConfig:
     label_smoothing: float = 0.1
     tie_embeddings: bool = True  # decoder input/output embeddings (needs dec_hidden == emb_dim)
     share_embeddings: bool = False  # encoder and decoder embeddings (needs joint_vocab)
-    copy: bool = False  # pointer-generator (needs joint_vocab)
-    coverage: bool = False
+    copy: Literal["none", "pointer_generator", "copynet"] = "none"  # needs joint_vocab
+    coverage: bool = False  # pointer_generator only
     coverage_weight: float = 1.0
 
 
@@ -95,8 +96,8 @@ class TranslationTask(Task):
         self.tgt_vocab: Vocab | None = None
         self._dev_cache: tuple | None = None
         m, d = cfg.model, cfg.data
-        if (m.copy or m.share_embeddings) and not d.joint_vocab:
-            key = "model.copy" if m.copy else "model.share_embeddings"
+        if (m.copy != "none" or m.share_embeddings) and not d.joint_vocab:
+            key = "model.copy" if m.copy != "none" else "model.share_embeddings"
             raise ConfigError(f"{cfg.source}: key '{key}' needs data.joint_vocab: true")
         if m.tie_embeddings and m.dec_hidden != m.emb_dim:
             raise ConfigError(
@@ -169,7 +170,7 @@ class TranslationTask(Task):
 
     def collate(self, items: list[dict]) -> dict:
         has_tgt = "tgt" in items[0]
-        if self.cfg.model.copy:
+        if self.cfg.model.copy != "none":
             cb = collate_copy_batch([it["src"] for it in items], self.tgt_vocab,
                                     [it["tgt"] for it in items] if has_tgt else None)
             batch = {"src": cb.src_ids, "src_ext": cb.src_ext_ids, "src_lengths": cb.src_lengths,
@@ -302,13 +303,17 @@ class TranslationTask(Task):
         prefix = split or self.cfg.data.dev
         rows, items, skips = self._dev(prefix, "data.dev" if split is None else "split")
         beam = self.cfg.decode.beam_size if out_prefix is not None else self.cfg.decode.eval_beam_size
+        t0 = time.perf_counter()
         hyps = [r[0]["text"] for r in self.translate(model, items, beam)]
+        seconds = time.perf_counter() - t0
         refs = [t for _, t, _ in rows]
         b = bleu(hyps, [refs])
         c = chrf(hyps, [refs])
         nll, n = self.dev_loss(model, items)
         metrics = {"bleu": b["score"], "chrf": c["score"], "ppl": math.exp(nll / max(n, 1)),
                    "beam": beam, "sentences": len(rows), "skipped": len(skips),
+                   "decode_seconds": seconds, "sentences_per_second": len(rows) / max(seconds, 1e-9),
+                   "threads": torch.get_num_threads(),
                    "bleu_signature": b["signature"], "chrf_signature": c["signature"]}
         if out_prefix is not None:
             out_prefix = Path(out_prefix)

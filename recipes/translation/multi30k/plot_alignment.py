@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     panels = []
     for text, item, res in zip(texts, items, results):
         best = res[0]
-        if cfg.model.copy:
+        if cfg.model.copy != "none":
             oovs = task.collate([{"src": item["src"]}])["oovs"][0]
             out_pieces = extended_to_tokens(best["tokens"], task.tgt_vocab, oovs, strip_specials=False)
         else:
