@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ..data.batching import lengths_to_mask
 from ..nn.copy import CopyNetDecoder, PointerGeneratorDecoder
 from ..nn.decoder import AttentionalDecoder
 from ..nn.losses import sequence_cross_entropy
@@ -106,7 +107,7 @@ class Seq2Seq(nn.Module):
 
     def encode(self, src: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(memory (B, S, 2He), mask (B, S) bool, enc_final (B, 2He))."""
-        mask = torch.arange(src.size(1), device=src.device) < lengths.to(src.device).unsqueeze(1)
+        mask = lengths_to_mask(lengths.to(src.device), src.size(1))
         memory, state = self.encoder(self.drop(self.src_embed(src)), lengths)  # (B, S, 2He)
         h_n = state[0] if isinstance(state, tuple) else state  # (layers * 2, B, He)
         enc_final = torch.cat([h_n[-2], h_n[-1]], dim=-1)  # top layer: forward, backward

@@ -37,6 +37,7 @@ from ..metrics import bleu, chrf
 from ..models.seq2seq import Seq2Seq
 from ..nn.copy import collate_copy_batch, extended_to_tokens
 from ..search import beam_search, greedy_search
+from ..train.trainer import move_to
 from .base import Task
 
 
@@ -191,17 +192,19 @@ class TranslationTask(Task):
     def training_data(self):
         d = self.cfg.data
         skips = Skips()
-        items = []
+        items, lengths = [], []
         src_path, _ = self._paths(d.train, "data.train")
         for s, t, line in self._read(d.train, "data.train", skips):
             it = self.encode(s, t)
-            if max(len(it["src"]), len(it["tgt"]) + 1) > d.max_len:
+            n = max(len(it["src"]), len(it["tgt"]) + 1)  # target + EOS
+            if n > d.max_len:
                 skips.add(src_path, line, f"longer than data.max_len={d.max_len} tokens")
                 continue
             items.append(it)
+            lengths.append(n)
         if len(skips):
             print(f"{d.train}: {skips.summary()}", file=sys.stderr)
-        return items, [max(len(it["src"]), len(it["tgt"]) + 1) for it in items], self.collate
+        return items, lengths, self.collate
 
     # ------------------------------------------------------------------ model
     def build_model(self) -> Seq2Seq:
@@ -214,8 +217,11 @@ class TranslationTask(Task):
         )
 
     # ------------------------------------------------------------------ inference
-    def _to(self, batch: dict, device) -> dict:
-        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    def _batches(self, items: list[dict]):
+        """Index lists of up to ``decode.batch_size`` items, by source length."""
+        order = sorted(range(len(items)), key=lambda i: len(items[i]["src"]))
+        bs = self.cfg.decode.batch_size
+        return (order[start : start + bs] for start in range(0, len(order), bs))
 
     def _detok(self, ids: list[int], oovs: list[str] | None) -> str:
         if oovs is not None:
@@ -228,20 +234,18 @@ class TranslationTask(Task):
                   return_attention: bool = False) -> list[list[dict]]:
         """Per item, ``nbest`` dicts ``{"text", "tokens", "score"}`` best first (with
         ``return_attention``: also ``"attention"``, a (len(tokens) + 1, S) tensor, for 1-best)."""
-        order = sorted(range(len(items)), key=lambda i: len(items[i]["src"]))
         results: list[list[dict]] = [[] for _ in items]
         with torch.inference_mode(False), torch.no_grad():  # normal tensors: beam search can
-            self._translate(model, items, beam, nbest, return_attention, order, results)  # skip copies
+            self._translate(model, items, beam, nbest, return_attention, results)  # skip copies
         return results
 
-    def _translate(self, model, items, beam, nbest, return_attention, order, results) -> None:
+    def _translate(self, model, items, beam, nbest, return_attention, results) -> None:
         dc = self.cfg.decode
         device = next(model.parameters()).device
         v = self.tgt_vocab
-        for start in range(0, len(order), dc.batch_size):
-            idx = order[start : start + dc.batch_size]
+        for idx in self._batches(items):
             raw = self.collate([{"src": items[i]["src"]} for i in idx])
-            batch = self._to(raw, device)
+            batch = move_to(raw, device)
             oovs = raw.get("oovs")
             max_len = (raw["src_lengths"].float() * dc.max_len_ratio).long() + dc.max_len_extra
             stepper, state = model.start(batch)
@@ -288,11 +292,8 @@ class TranslationTask(Task):
         total, n = 0.0, 0
         smoothing, model.label_smoothing = model.label_smoothing, 0.0
         try:
-            order = sorted(range(len(items)), key=lambda i: len(items[i]["src"]))
-            bs = self.cfg.decode.batch_size
-            for start in range(0, len(order), bs):
-                batch = self._to(self.collate([items[i] for i in order[start : start + bs]]), device)
-                out = model(batch)
+            for idx in self._batches(items):
+                out = model(move_to(self.collate([items[i] for i in idx]), device))
                 total += float(out["loss"]) * out["n"]
                 n += out["n"]
         finally:

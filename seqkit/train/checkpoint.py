@@ -23,6 +23,8 @@ from ..errors import SeqkitError
 
 FORMAT = "seqkit-checkpoint"
 VERSION = 1
+#: entries needed only to resume training (left out of kept and averaged checkpoints)
+RESUME_KEYS = ("optimizer", "scheduler", "rng")
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -114,16 +116,16 @@ def average_checkpoints(paths: list[str | Path]) -> dict:
     if not paths:
         raise SeqkitError("average_checkpoints: no checkpoints given")
     total: dict | None = None
-    keys: set | None = None
+    dtypes: dict = {}
     last: dict = {}
     for p in paths:
         last = load_checkpoint(p)
         weights = inference_state(last)
         if total is None:
             total = {k: v.double() if v.is_floating_point() else v.clone() for k, v in weights.items()}
-            keys = set(weights)
+            dtypes = {k: v.dtype for k, v in weights.items()}
             continue
-        if set(weights) != keys:
+        if set(weights) != set(total):
             raise SeqkitError(f"{p}: its parameters differ from those of {paths[0]}")
         for k, v in weights.items():
             if v.shape != total[k].shape:
@@ -133,9 +135,8 @@ def average_checkpoints(paths: list[str | Path]) -> dict:
                 total[k] += v.double()
             elif not torch.equal(v, total[k]):
                 raise SeqkitError(f"{p}: integer tensor {k} differs from that of {paths[0]}")
-    ref = inference_state(last)
-    avg = {k: (v / len(paths)).to(ref[k].dtype) if v.is_floating_point() else v for k, v in total.items()}
-    out = {k: v for k, v in last.items() if k not in ("model", "optimizer", "scheduler", "ema", "rng")}
+    avg = {k: (v / len(paths)).to(dtypes[k]) if v.is_floating_point() else v for k, v in total.items()}
+    out = {k: v for k, v in last.items() if k not in ("model", "ema", *RESUME_KEYS)}
     out["model"] = avg
     out["averaged_from"] = [str(p) for p in paths]
     return out

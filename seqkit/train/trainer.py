@@ -207,18 +207,21 @@ class Trainer:
             self.wrapped = DDP(self.model, device_ids=ids)
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint_state(self) -> dict:
-        return {
+    def checkpoint_state(self, resume: bool = True) -> dict:
+        """Everything a checkpoint holds; without ``resume`` the weights only (no
+        :data:`~seqkit.train.checkpoint.RESUME_KEYS`)."""
+        state = {
             "format": FORMAT,
             "version": VERSION,
             **self.extra,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "trainer": dict(self.state),
-            "rng": rng_state(),
             **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
+        if resume:
+            state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                         rng=rng_state())
+        return state
 
     @property
     def eval_model(self) -> nn.Module:
@@ -302,9 +305,7 @@ class Trainer:
     def _keep_checkpoint(self) -> None:
         """Weights at this evaluation as ``ckpt_step<step>.pt``; only the newest
         ``keep_checkpoints`` are kept."""
-        state = {k: v for k, v in self.checkpoint_state().items()
-                 if k not in ("optimizer", "scheduler", "rng")}
-        atomic_save(state, self.out / f"ckpt_step{self.state['step']:09d}.pt")
+        atomic_save(self.checkpoint_state(resume=False), self.out / f"ckpt_step{self.state['step']:09d}.pt")
         for old in sorted(self.out.glob("ckpt_step*.pt"))[: -self.cfg.keep_checkpoints]:
             old.unlink(missing_ok=True)
 
