@@ -88,6 +88,18 @@ def test_word_tokenizer():
     assert isinstance(again, WordTokenizer) and again.lowercase
 
 
+def test_word_tokenizer_splits_punctuation_like_sacrebleu_13a():
+    tok = WordTokenizer(split_punct=True)
+    text = "Two young, White males (in hard-hats) are near the man's house."
+    toks = tok.encode(text)
+    assert toks == ["Two", "young", ",", "White", "males", "(", "in", "hard-hats", ")", "are", "near",
+                    "the", "man's", "house", "."]
+    assert tok.decode(toks) == text
+    again = tokenizer_from_dict(tok.to_dict())
+    assert again.split_punct and again.encode("a.b") == ["a", ".", "b"]
+    assert WordTokenizer().encode(text)[1] == "young,"  # the default splits on whitespace only
+
+
 def test_char_tokenizer_round_trip():
     tok = CharTokenizer()
     text = "hi there, ça va"

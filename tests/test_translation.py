@@ -165,6 +165,16 @@ def test_copy_models_reproduce_source_words_outside_the_vocabulary(tmp_path, cap
     assert "name7" not in task.tgt_vocab and "haus" in task.tgt_vocab
     out = task.translate(model, [task.encode("haus name7 katze"), task.encode("name39 name3")], beam=3)
     assert [o[0]["text"] for o in out] == ["haus name7 katze", "name39 name3"]
+    m = task.evaluate(model)  # the val refs hold 3 words outside the vocabulary, all copied
+    assert (m["ref_oov_tokens"], m["ref_oov_recall"], m["unk_rate"]) == (3, 1.0, 0.0)
+    assert (m["ref_oov_in_src"], m["ref_oov_in_src_recall"]) == (3, 1.0)
+    # without copying, the same words could only come out as <unk>: 2 of 4 tokens; of the two
+    # reference words outside the vocabulary one is in the source and neither is in the output
+    v = task.tgt_vocab
+    got = task._unknown_words([{"tokens": [v.unk_id, v.index("haus"), v.unk_id, v.eos_id], "text": "x"}],
+                              ["name7 haus name8"], ["name7 katze"])
+    assert got == {"unk_rate": 0.5, "ref_oov_tokens": 2, "ref_oov_recall": 0.0,
+                   "ref_oov_in_src": 1, "ref_oov_in_src_recall": 0.0}
 
 
 def test_copy_without_a_joint_vocabulary_is_a_config_error(tmp_path):
@@ -177,3 +187,17 @@ def test_copy_without_a_joint_vocabulary_is_a_config_error(tmp_path):
 def test_unknown_decode_key_names_the_key():
     with pytest.raises(ConfigError, match="decode.beam"):
         load_config(RECIPE / "config.yaml", ["decode.beam=3"])
+
+
+def test_copy_word_config_builds_a_capped_word_vocabulary(tmp_path):
+    """The shipped copy-experiment config: punctuation split off, joint vocabulary cut at max_vocab."""
+    write_split(tmp_path / "data", "train", [("ein Hund, zwei Katzen.", "a dog, two cats."), ("Anna (5)", "Anna (5)")])
+    write_split(tmp_path / "data", "val", [("ein Hund.", "a dog.")])
+    cfg = load_config(RECIPE / "copy_word.yaml", overrides(tmp_path, "data.max_vocab=6"))
+    from seqkit.tasks.translation import TranslationTask
+
+    task = TranslationTask(cfg)
+    task.build_state()
+    assert cfg.model.copy == "pointer_generator" and task.src_vocab is task.tgt_vocab
+    assert task.src_tok.encode("zwei Katzen.") == ["zwei", "Katzen", "."]
+    assert len(task.tgt_vocab) == 4 + 6 and {",", ".", "(", ")"} <= set(task.tgt_vocab.tokens)

@@ -9,6 +9,7 @@ proto, so the checkpoint does not depend on a ``.model`` file on disk).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -18,30 +19,43 @@ from ..errors import DataError, SeqkitError
 
 
 class WordTokenizer:
-    """Split on any run of whitespace (spaces, tabs, trailing spaces); join with one space."""
+    """Split on any run of whitespace (spaces, tabs, trailing spaces); join with one space.
+
+    ``split_punct=True`` also splits punctuation off words the way sacreBLEU's ``13a``
+    tokenizer does for scoring ("bushes." -> "bushes", "."), keeping hyphens and apostrophes
+    inside words ("hard-hat", "man's"); ``decode`` then re-attaches closing punctuation
+    (",", ".", "!", "?", ";", ":", ")") to the word before it and "(" to the word after.
+    """
 
     kind = "word"
+    _PUNCT = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]")
+    _CLOSE = re.compile(r" ([,.!?;:)\]}])")
+    _OPEN = re.compile(r"([(\[{]) ")
 
-    def __init__(self, lowercase: bool = False):
+    def __init__(self, lowercase: bool = False, split_punct: bool = False):
         self.lowercase = lowercase
+        self.split_punct = split_punct
 
     def encode(self, text: str) -> list[str]:
         if self.lowercase:
             text = text.lower()
-        return text.split()
+        return self._PUNCT.findall(text) if self.split_punct else text.split()
 
     def decode(self, tokens: Sequence[str]) -> str:
-        return " ".join(tokens)
+        text = " ".join(tokens)
+        if self.split_punct:
+            text = self._OPEN.sub(r"\1", self._CLOSE.sub(r"\1", text))
+        return text
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "lowercase": self.lowercase}
+        return {"kind": self.kind, "lowercase": self.lowercase, "split_punct": self.split_punct}
 
     @classmethod
     def from_dict(cls, d: dict) -> WordTokenizer:
-        return cls(lowercase=bool(d.get("lowercase", False)))
+        return cls(lowercase=bool(d.get("lowercase", False)), split_punct=bool(d.get("split_punct", False)))
 
     def __repr__(self) -> str:
-        return f"WordTokenizer(lowercase={self.lowercase})"
+        return f"WordTokenizer(lowercase={self.lowercase}, split_punct={self.split_punct})"
 
 
 class CharTokenizer:

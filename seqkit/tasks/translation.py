@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -53,6 +54,7 @@ class TranslationDataConfig:
     sp_model_type: Literal["unigram", "bpe"] = "unigram"
     min_freq: int = 1  # word tokenizer: rarer training words are <unk>
     max_vocab: int | None = None  # word tokenizer: keep the most frequent words only
+    split_punct: bool = False  # word tokenizer: split punctuation off words (sacreBLEU 13a style)
     max_len: int = 100  # training pairs with a longer side (in tokens) are skipped, counted
 
 
@@ -135,7 +137,7 @@ class TranslationTask(Task):
                 self.src_tok = train_sp(src_texts, f"spm.{d.src_lang}")
                 self.tgt_tok = train_sp(tgt_texts, f"spm.{d.tgt_lang}")
         else:
-            self.src_tok = self.tgt_tok = WordTokenizer()
+            self.src_tok = self.tgt_tok = WordTokenizer(split_punct=d.split_punct)
         specials = (PAD, UNK, BOS, EOS)
         src_seqs = [self.src_tok.encode(s) for s in src_texts]
         tgt_seqs = [self.tgt_tok.encode(t) for t in tgt_texts]
@@ -286,6 +288,7 @@ class TranslationTask(Task):
         self._dev_cache = (prefix, rows, items, skips)
         return rows, items, skips
 
+    @torch.no_grad()
     def dev_loss(self, model, items: list[dict]) -> tuple[float, int]:
         """Summed teacher-forced target NLL (no label smoothing) and the number of tokens."""
         device = next(model.parameters()).device
@@ -305,8 +308,9 @@ class TranslationTask(Task):
         rows, items, skips = self._dev(prefix, "data.dev" if split is None else "split")
         beam = self.cfg.decode.beam_size if out_prefix is not None else self.cfg.decode.eval_beam_size
         t0 = time.perf_counter()
-        hyps = [r[0]["text"] for r in self.translate(model, items, beam)]
+        best = [r[0] for r in self.translate(model, items, beam)]
         seconds = time.perf_counter() - t0
+        hyps = [b["text"] for b in best]
         refs = [t for _, t, _ in rows]
         b = bleu(hyps, [refs])
         c = chrf(hyps, [refs])
@@ -315,7 +319,8 @@ class TranslationTask(Task):
                    "beam": beam, "sentences": len(rows), "skipped": len(skips),
                    "decode_seconds": seconds, "sentences_per_second": len(rows) / max(seconds, 1e-9),
                    "threads": torch.get_num_threads(),
-                   "bleu_signature": b["signature"], "chrf_signature": c["signature"]}
+                   "bleu_signature": b["signature"], "chrf_signature": c["signature"],
+                   **self._unknown_words(best, refs, [r[0] for r in rows])}
         if out_prefix is not None:
             out_prefix = Path(out_prefix)
             out_prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -324,6 +329,28 @@ class TranslationTask(Task):
         if len(skips):
             print(f"{prefix}: {skips.summary()}", file=sys.stderr)
         return metrics
+
+    def _unknown_words(self, best: list[dict], refs: list[str], srcs: list[str]) -> dict:
+        """How the output deals with words outside the target vocabulary.
+
+        ``unk_rate``: the share of output tokens that are ``<unk>``; ``ref_oov_tokens``: the
+        reference tokens outside the vocabulary, ``ref_oov_recall`` the share of those that
+        the output contains (clipped counts per sentence); ``ref_oov_in_src`` the ones among
+        them that also occur in the source sentence (what copying can reach), and
+        ``ref_oov_in_src_recall`` the share of those in the output."""
+        v = self.tgt_vocab
+        n_out = sum(len(b["tokens"]) for b in best)
+        n_unk = sum(t == v.unk_id for b in best for t in b["tokens"])
+        n = Counter()
+        for b, ref, src in zip(best, refs, srcs):
+            oov = Counter(t for t in self.tgt_tok.encode(ref) if t not in v)
+            hyp = Counter(self.tgt_tok.encode(b["text"]))
+            copyable = oov & Counter(self.src_tok.encode(src))
+            n.update(oov=sum(oov.values()), hit=sum((oov & hyp).values()),
+                     src=sum(copyable.values()), src_hit=sum((copyable & hyp).values()))
+        return {"unk_rate": n_unk / max(n_out, 1),
+                "ref_oov_tokens": n["oov"], "ref_oov_recall": n["hit"] / n["oov"] if n["oov"] else None,
+                "ref_oov_in_src": n["src"], "ref_oov_in_src_recall": n["src_hit"] / n["src"] if n["src"] else None}
 
     def predict(self, model, lines: list[str]) -> list[str]:
         """One detokenised translation per input line (beam ``decode.beam_size``); an empty
