@@ -108,7 +108,7 @@ def test_recipe_config_trains_evaluates_and_predicts_on_a_toy_corpus(tmp_path, c
     assert len(out) == 4 and out[1] == "" and out[0] and out[2]
 
 
-def test_word_level_model_learns_the_toy_dictionary_and_nbest_is_ordered(tmp_path, capsys):
+def test_word_level_model_learns_the_toy_dictionary_and_nbest_is_ordered(tmp_path, capsys, monkeypatch):
     write_split(tmp_path / "data", "train", toy_corpus(400, 0))
     write_split(tmp_path / "data", "val", toy_corpus(20, 1))
     ov = overrides(tmp_path, "data.tokenizer=word", "model.emb_dim=32", "model.enc_hidden=32",
@@ -125,6 +125,14 @@ def test_word_level_model_learns_the_toy_dictionary_and_nbest_is_ordered(tmp_pat
     assert res[0]["text"] == "cat dog tree"
     scores = [r["score"] for r in res]
     assert len(res) == 4 and scores == sorted(scores, reverse=True)
+    monkeypatch.setattr("sys.stdin", _Stdin("katze hund baum\n"))
+    assert seqkit_main(["predict", str(RECIPE / "config.yaml"), *ov, "decode.beam_size=4", "decode.nbest=3"]) == 0
+    lines = capsys.readouterr().out.strip().split("\n")
+    assert len(lines) == 3 and lines[0].startswith("0 ||| cat dog tree ||| ")
+    assert [float(x.split(" ||| ")[2]) for x in lines] == sorted((float(x.split(" ||| ")[2]) for x in lines), reverse=True)
+    with pytest.raises(ConfigError, match="decode.nbest"):
+        task.cfg.decode.nbest = 9
+        task.predict(model, ["katze"])
     att = res[0]["attention"]  # (3 words + EOS, 3 source words): a diagonal alignment
     assert att.shape == (4, 3) and torch.equal(att[:3].argmax(-1), torch.arange(3))
     spec = importlib.util.spec_from_file_location("plot_alignment", RECIPE / "plot_alignment.py")

@@ -84,6 +84,7 @@ class TranslationDecodeConfig:
     max_len_ratio: float = 1.5  # at most ratio * source tokens + max_len_extra output tokens
     max_len_extra: int = 10
     batch_size: int = 64  # sentences decoded at once
+    nbest: int = 1  # seqkit predict: > 1 prints the n best per input as Moses n-best lines
 
 
 class TranslationTask(Task):
@@ -354,12 +355,17 @@ class TranslationTask(Task):
 
     def predict(self, model, lines: list[str]) -> list[str]:
         """One detokenised translation per input line (beam ``decode.beam_size``); an empty
-        line gives an empty line."""
+        line gives an empty line.  With ``decode.nbest`` > 1 each input gives ``nbest`` lines
+        ``i ||| translation ||| score`` (Moses n-best format, ``i`` the 0-based input line, best
+        first, the length-normalised beam score)."""
+        dc = self.cfg.decode
+        if dc.nbest > max(dc.beam_size, 1):
+            raise ConfigError(f"{self.cfg.source}: key 'decode.nbest' ({dc.nbest}) exceeds decode.beam_size ({dc.beam_size})")
         nonempty = [i for i, line in enumerate(lines) if line.strip()]
         out = [""] * len(lines)
-        res = self.translate(model, [self.encode(lines[i].strip()) for i in nonempty], self.cfg.decode.beam_size)
+        res = self.translate(model, [self.encode(lines[i].strip()) for i in nonempty], dc.beam_size, nbest=dc.nbest)
         for i, r in zip(nonempty, res):
-            out[i] = r[0]["text"]
+            out[i] = r[0]["text"] if dc.nbest <= 1 else "\n".join(f"{i} ||| {h['text']} ||| {h['score']:.4f}" for h in r)
         if len(nonempty) < len(lines):
             print(f"predict: {len(lines) - len(nonempty)} empty input lines (empty output lines)", file=sys.stderr)
         return out
