@@ -209,3 +209,20 @@ def test_copy_word_config_builds_a_capped_word_vocabulary(tmp_path):
     assert cfg.model.copy == "pointer_generator" and task.src_vocab is task.tgt_vocab
     assert task.src_tok.encode("zwei Katzen.") == ["zwei", "Katzen", "."]
     assert len(task.tgt_vocab) == 4 + 6 and {",", ".", "(", ")"} <= set(task.tgt_vocab.tokens)
+
+
+def test_punct_breakdown_splits_bleu_by_final_punctuation(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("punct_breakdown", RECIPE / "punct_breakdown.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    (tmp_path / "src").write_text("ein Hund.\nzwei Katzen\n")
+    (tmp_path / "ref").write_text("a big brown dog runs .\ntwo cats\n")
+    (tmp_path / "hyp").write_text("a big brown dog runs .\ntwo cats cats cats cats cats cats cats\n")
+    args = ["--src", str(tmp_path / "src"), "--ref", str(tmp_path / "ref"), "--hyp", str(tmp_path / "hyp")]
+    capsys.readouterr()
+    assert mod.main(args) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()[1:]]
+    assert [(r[0], r[1], r[3]) for r in rows] == [("no final punctuation", "1", "1"), ("final punctuation", "1", "0")]
+    assert float(rows[1][2]) == 100.0 and float(rows[0][2]) < 100.0
+    (tmp_path / "hyp").write_text("a dog .\n")
+    assert mod.main(args) == 2 and "line counts differ" in capsys.readouterr().err
