@@ -176,10 +176,11 @@ def test_copy_models_reproduce_source_words_outside_the_vocabulary(tmp_path, cap
     m = task.evaluate(model)  # the val refs hold 3 words outside the vocabulary, all copied
     assert (m["ref_oov_tokens"], m["ref_oov_recall"], m["unk_rate"]) == (3, 1.0, 0.0)
     assert (m["ref_oov_in_src"], m["ref_oov_in_src_recall"]) == (3, 1.0)
-    # without copying, the same words could only come out as <unk>: 2 of 4 tokens; of the two
-    # reference words outside the vocabulary one is in the source and neither is in the output
+    # without copying, the same words could only come out as <unk>: 2 of 4 tokens (search results
+    # hold no BOS/EOS); of the two reference words outside the vocabulary one is in the source
+    # and neither is in the output
     v = task.tgt_vocab
-    got = task._unknown_words([{"tokens": [v.unk_id, v.index("haus"), v.unk_id, v.eos_id], "text": "x"}],
+    got = task._unknown_words([{"tokens": [v.unk_id, v.index("haus"), v.unk_id, v.index("katze")], "text": "x"}],
                               ["name7 haus name8"], ["name7 katze"])
     assert got == {"unk_rate": 0.5, "ref_oov_tokens": 2, "ref_oov_recall": 0.0,
                    "ref_oov_in_src": 1, "ref_oov_in_src_recall": 0.0}
