@@ -130,9 +130,8 @@ def test_word_level_model_learns_the_toy_dictionary_and_nbest_is_ordered(tmp_pat
     lines = capsys.readouterr().out.strip().split("\n")
     assert len(lines) == 3 and lines[0].startswith("0 ||| cat dog tree ||| ")
     assert [float(x.split(" ||| ")[2]) for x in lines] == sorted((float(x.split(" ||| ")[2]) for x in lines), reverse=True)
-    with pytest.raises(ConfigError, match="decode.nbest"):
-        task.cfg.decode.nbest = 9
-        task.predict(model, ["katze"])
+    assert seqkit_main(["predict", str(RECIPE / "config.yaml"), *ov, "decode.beam_size=4", "decode.nbest=9"]) == 2
+    assert "key 'decode.nbest' (9) exceeds decode.beam_size (4)" in capsys.readouterr().err
     att = res[0]["attention"]  # (3 words + EOS, 3 source words): a diagonal alignment
     assert att.shape == (4, 3) and torch.equal(att[:3].argmax(-1), torch.arange(3))
     spec = importlib.util.spec_from_file_location("plot_alignment", RECIPE / "plot_alignment.py")
@@ -181,7 +180,7 @@ def test_copy_models_reproduce_source_words_outside_the_vocabulary(tmp_path, cap
     # and neither is in the output
     v = task.tgt_vocab
     got = task._unknown_words([{"tokens": [v.unk_id, v.index("haus"), v.unk_id, v.index("katze")], "text": "x"}],
-                              ["name7 haus name8"], ["name7 katze"])
+                              [task.encode("name7 katze", "name7 haus name8")])
     assert got == {"unk_rate": 0.5, "ref_oov_tokens": 2, "ref_oov_recall": 0.0,
                    "ref_oov_in_src": 1, "ref_oov_in_src_recall": 0.0}
 

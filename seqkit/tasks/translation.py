@@ -103,6 +103,9 @@ class TranslationTask(Task):
         if (m.copy != "none" or m.share_embeddings) and not d.joint_vocab:
             key = "model.copy" if m.copy != "none" else "model.share_embeddings"
             raise ConfigError(f"{cfg.source}: key '{key}' needs data.joint_vocab: true")
+        if cfg.decode.nbest > max(cfg.decode.beam_size, 1):
+            raise ConfigError(f"{cfg.source}: key 'decode.nbest' ({cfg.decode.nbest}) exceeds decode.beam_size "
+                              f"({cfg.decode.beam_size})")
         if m.tie_embeddings and m.dec_hidden != m.emb_dim:
             raise ConfigError(
                 f"{cfg.source}: key 'model.tie_embeddings' needs model.dec_hidden == model.emb_dim "
@@ -321,7 +324,7 @@ class TranslationTask(Task):
                    "decode_seconds": seconds, "sentences_per_second": len(rows) / max(seconds, 1e-9),
                    "threads": torch.get_num_threads(),
                    "bleu_signature": b["signature"], "chrf_signature": c["signature"],
-                   **self._unknown_words(best, refs, [r[0] for r in rows])}
+                   **self._unknown_words(best, items)}
         if out_prefix is not None:
             out_prefix = Path(out_prefix)
             out_prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -331,8 +334,9 @@ class TranslationTask(Task):
             print(f"{prefix}: {skips.summary()}", file=sys.stderr)
         return metrics
 
-    def _unknown_words(self, best: list[dict], refs: list[str], srcs: list[str]) -> dict:
-        """How the output deals with words outside the target vocabulary.
+    def _unknown_words(self, best: list[dict], items: list[dict]) -> dict:
+        """How the output deals with words outside the target vocabulary; ``items`` are the
+        encoded dev pairs (``"src"`` and ``"tgt"`` tokens).
 
         ``unk_rate``: the share of output tokens that are ``<unk>``; ``ref_oov_tokens``: the
         reference tokens outside the vocabulary, ``ref_oov_recall`` the share of those that
@@ -343,10 +347,10 @@ class TranslationTask(Task):
         n_out = sum(len(b["tokens"]) for b in best)
         n_unk = sum(t == v.unk_id for b in best for t in b["tokens"])
         n = Counter()
-        for b, ref, src in zip(best, refs, srcs):
-            oov = Counter(t for t in self.tgt_tok.encode(ref) if t not in v)
+        for b, it in zip(best, items):
+            oov = Counter(t for t in it["tgt"] if t not in v)
             hyp = Counter(self.tgt_tok.encode(b["text"]))
-            copyable = oov & Counter(self.src_tok.encode(src))
+            copyable = oov & Counter(it["src"])
             n.update(oov=sum(oov.values()), hit=sum((oov & hyp).values()),
                      src=sum(copyable.values()), src_hit=sum((copyable & hyp).values()))
         return {"unk_rate": n_unk / max(n_out, 1),
@@ -359,8 +363,6 @@ class TranslationTask(Task):
         ``i ||| translation ||| score`` (Moses n-best format, ``i`` the 0-based input line, best
         first, the length-normalised beam score)."""
         dc = self.cfg.decode
-        if dc.nbest > max(dc.beam_size, 1):
-            raise ConfigError(f"{self.cfg.source}: key 'decode.nbest' ({dc.nbest}) exceeds decode.beam_size ({dc.beam_size})")
         nonempty = [i for i, line in enumerate(lines) if line.strip()]
         out = [""] * len(lines)
         res = self.translate(model, [self.encode(lines[i].strip()) for i in nonempty], dc.beam_size, nbest=dc.nbest)

@@ -18,11 +18,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
+from seqkit.errors import SeqkitError  # noqa: E402
 from seqkit.metrics import bleu  # noqa: E402
-
-
-def lines(path: str) -> list[str]:
-    return Path(path).read_text(encoding="utf-8").splitlines()
+from seqkit.metrics.io import read_text_lines  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref", required=True)
     p.add_argument("--hyp", required=True)
     args = p.parse_args(argv)
-    src, ref, hyp = lines(args.src), lines(args.ref), lines(args.hyp)
+    try:
+        src, ref, hyp = (read_text_lines(f) for f in (args.src, args.ref, args.hyp))
+    except SeqkitError as e:
+        print(f"punct_breakdown: error: {e}", file=sys.stderr)
+        return 2
     if not len(src) == len(ref) == len(hyp):
         print(f"punct_breakdown: error: line counts differ: {args.src} {len(src)}, {args.ref} {len(ref)}, "
               f"{args.hyp} {len(hyp)}", file=sys.stderr)
