@@ -1,0 +1,370 @@
+"""Prepare AN4 (CMU census database) as JSONL speech manifests for ASR.
+
+Usage::
+
+    python data_prep/an4.py --src ../shared/data/an4 --out data/an4   # local copy
+    python data_prep/an4.py --out data/an4                            # download
+    python -m data_prep.an4 ...
+
+``--src DIR`` is a copy of the repository github.com/cmusphinx/an4: the transcripts
+``etc/an4_train.transcription`` (lines ``<s> U M N Y H SIX </s> (an255-fash-b)``) and the
+audio ``wav/an4_clstk/<speaker>/<utt-id>.wav`` (16 kHz mono 16-bit PCM).  Without ``--src``
+the GitHub tarball of cmusphinx/an4 at commit b567d132f43304e70a2b2eca6077f22255311812 is
+downloaded and extracted to ``OUT/raw/an4-<commit>/`` (reused by later runs), then read the
+same way.  If the source also holds the official test set (``wav/an4test_clstk/`` and
+``etc/an4_test.transcription``; the download does, the local copy in this project does not)
+``test.jsonl`` is written too.
+
+Dev split: AN4 ships no dev set, so one is carved out of the training part **by speaker**
+(dev and train speakers are disjoint).  Rule: sort the speaker ids (``f*`` = female sort
+before ``m*`` = male), take ``N = --dev-speakers`` (default 8) evenly spaced ones, the
+speakers at sorted positions ``floor((2i + 1) * S / (2N))`` for ``i = 0 .. N-1`` (``S``
+speakers).  Because the list is sorted by gender prefix, the dev set gets about the
+corpus's female share.  For AN4 (74 speakers, 21 female) the default gives 8 speakers, 2 of
+them female.
+
+Outputs in ``OUT``:
+
+* ``train.jsonl``, ``dev.jsonl`` (``test.jsonl``): one utterance per line, the format of
+  :mod:`seqkit.data.manifest` (``id`` = the AN4 utterance id, absolute ``path``,
+  ``duration`` in seconds from the WAV header, ``text`` upper case as in the source with
+  ``<s>``, ``</s>`` and the trailing ``(utt-id)`` removed, ``speaker``);
+* ``train_text.txt``: the training transcripts, one per line (for LM training);
+* ``stats.json``: per split utterances, speakers (female/male), hours/minutes, words,
+  vocabulary; the dev speaker list; dev (test) word types never seen in train.
+
+Nothing is dropped: a transcript line that does not parse, a duplicate id, an empty
+transcript, a missing or unreadable WAV is an error naming the file (and line).
+Verified on the local copy (training part only): 948 utterances, 74 speakers, 42.44 minutes;
+with the default split train 844 utterances / 66 speakers / 37.58 min, dev 104 / 8 speakers
+(ffmm fmjd mbmg mdxn mjda mmal mrjc2 mtcv) / 4.86 min; one dev word type never occurs in
+train (SEVENTH).
+
+Errors print ``data_prep: error: <msg>`` and exit with status 2.
+
+This module also holds the small helpers shared with ``fsdd.py`` and ``yesno.py``
+(tarball download/extraction, audio info, duration/word statistics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import http.client
+import io
+import json
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make data_prep and seqkit importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import soundfile as sf  # noqa: E402
+
+from data_prep._common import DEFAULT_TIMEOUT, Fetch, urllib_fetch  # noqa: E402
+from seqkit.data.manifest import Utterance, write_manifest  # noqa: E402
+from seqkit.errors import DataError, SeqkitError  # noqa: E402
+from seqkit.textio import read_lines  # noqa: E402
+
+REPO = "cmusphinx/an4"
+COMMIT = "b567d132f43304e70a2b2eca6077f22255311812"
+URL = f"https://github.com/{REPO}/archive/{COMMIT}.tar.gz"
+DEFAULT_DEV_SPEAKERS = 8
+# (transcription file, wav directory) relative to the source root
+SPLIT_FILES = {
+    "train": ("etc/an4_train.transcription", "wav/an4_clstk"),
+    "test": ("etc/an4_test.transcription", "wav/an4test_clstk"),
+}
+EXPECTED = {"train": 948, "test": 130}
+
+_LINE_RE = re.compile(r"^(?:<s>\s+)?(?P<text>.*?)\s*(?:</s>\s*)?\((?P<id>[^()\s]+)\)$")
+_ID_RE = re.compile(r"^[A-Za-z0-9]+-(?P<spk>[A-Za-z0-9]+)-[A-Za-z0-9]+$")
+
+Log = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def warn(msg: str) -> None:
+    print(f"data_prep: warning: {msg}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _safe_members(tar: tarfile.TarFile, name: str) -> list[tarfile.TarInfo]:
+    """Members to extract: regular files and directories with relative paths inside the
+    archive root (links, devices and ``..`` paths are refused)."""
+    members = []
+    for m in tar.getmembers():
+        parts = Path(m.name).parts
+        if m.name.startswith(("/", "\\")) or ".." in parts:
+            raise DataError(f"unsafe path in archive: {m.name!r}", name)
+        if m.isfile() or m.isdir():
+            members.append(m)
+        elif m.issym() or m.islnk():
+            continue  # not needed by any of the datasets; never followed
+        else:
+            raise DataError(f"unexpected member type in archive: {m.name!r}", name)
+    return members
+
+
+def download_tarball(url: str, dest: str | Path, fetch: Fetch | None = None,
+                     timeout: float = DEFAULT_TIMEOUT, log: Log | None = None) -> dict:
+    """Download the ``.tar.gz`` at ``url`` and extract it as directory ``dest``.
+
+    When the archive has a single top-level directory (GitHub and OpenSLR tarballs do)
+    that directory becomes ``dest``.  An existing ``dest`` is reused without downloading.
+    Returns ``{"kind": "download", "url", "sha256", "bytes", "dir"}`` (also kept in
+    ``dest.json`` next to ``dest``).
+    """
+    dest = Path(dest)
+    info_file = dest.with_name(dest.name + ".json")
+    if dest.is_dir() and info_file.is_file():
+        if log:
+            log(f"using the earlier download in {dest}")
+        return json.loads(info_file.read_text(encoding="utf-8"))
+    if log:
+        log(f"downloading {url}")
+    try:
+        data = (fetch or urllib_fetch)(url, timeout)
+    except (OSError, ValueError, http.client.HTTPException) as err:
+        reason = getattr(err, "reason", None) or err
+        raise SeqkitError(f"could not download {url}: {reason}; use --src PATH for a local copy") from None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+                members = _safe_members(tar, url)
+                tar.extractall(tmp, members=members, filter="data")
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise DataError(f"not a valid tar archive: {e}", url) from None
+        top = list(tmp.iterdir())
+        root = top[0] if len(top) == 1 and top[0].is_dir() else tmp
+        if dest.exists():
+            shutil.rmtree(dest)
+        root.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    info = {"kind": "download", "url": url, "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data), "dir": str(dest.resolve())}
+    info_file.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return info
+
+
+def audio_info(path: str | Path, where: str = ""):
+    """``soundfile.info`` of ``path``; :class:`DataError` naming the file when it is missing,
+    unreadable or empty.  ``where`` is added to the message (e.g. the transcript line)."""
+    p = Path(path)
+    suffix = f" ({where})" if where else ""
+    if not p.is_file():
+        raise DataError(f"audio file not found{suffix}", p)
+    try:
+        info = sf.info(str(p))
+    except (RuntimeError, OSError) as e:  # soundfile.LibsndfileError is a RuntimeError
+        raise DataError(f"not a readable audio file: {e}{suffix}", p) from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise DataError(f"audio file has no samples{suffix}", p)
+    return info
+
+
+def split_stats(utts: Sequence[Utterance], train: Sequence[Utterance] | None = None) -> dict:
+    """Counts of one split; with ``train`` also the words of this split never seen in it."""
+    secs = sum(u.duration for u in utts)
+    words = [w for u in utts for w in u.text.split()]
+    speakers = sorted({u.speaker for u in utts})
+    st = {
+        "utterances": len(utts),
+        "speakers": len(speakers),
+        "hours": round(secs / 3600, 4),
+        "minutes": round(secs / 60, 2),
+        "min_duration": round(min((u.duration for u in utts), default=0.0), 3),
+        "max_duration": round(max((u.duration for u in utts), default=0.0), 3),
+        "mean_duration": round(secs / len(utts), 3) if utts else 0.0,
+        "words": len(words),
+        "vocab": len(set(words)),
+        "max_words": max((len(u.text.split()) for u in utts), default=0),
+    }
+    if train is not None:
+        seen = {w for u in train for w in u.text.split()}
+        unseen = sorted({w for w in words if w not in seen})
+        st["unseen_word_types"] = unseen
+        st["unseen_word_tokens"] = sum(1 for w in words if w not in seen)
+    return st
+
+
+def check_out(out: str | Path) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SeqkitError(f"--out exists and is not a directory: {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_json(path: Path, obj: dict) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def run_cli(body: Callable[[], None]) -> int:
+    """Run ``body``; user errors print ``data_prep: error: <msg>`` and give status 2."""
+    try:
+        body()
+    except (SeqkitError, OSError) as e:  # OSError: e.g. --out not writable, disk full
+        print(f"data_prep: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# --------------------------------------------------------------------------- AN4
+
+
+def parse_transcription(path: str | Path) -> list[tuple[int, str, str, str]]:
+    """``(line, utt_id, speaker, text)`` per non-blank line of an AN4 transcription file."""
+    path = Path(path)
+    rows = []
+    seen: dict[str, int] = {}
+    for n, line in enumerate(read_lines(path), 1):
+        line = line.strip()
+        if not line:
+            continue
+        m = _LINE_RE.match(line)
+        if m is None:
+            raise DataError(f"cannot parse {line!r} (expected '<s> WORDS </s> (utt-id)')", path, n)
+        uid, text = m.group("id"), " ".join(m.group("text").split())
+        mid = _ID_RE.match(uid)
+        if mid is None:
+            raise DataError(f"utterance id {uid!r} is not of the form <prefix>-<speaker>-<suffix>", path, n)
+        if not text:
+            raise DataError(f"utterance {uid}: empty transcript", path, n)
+        if any(c in text for c in "<>()"):
+            raise DataError(f"utterance {uid}: unexpected markup in transcript {text!r}", path, n)
+        if uid in seen:
+            raise DataError(f"duplicate utterance id {uid!r} (first on line {seen[uid]})", path, n)
+        seen[uid] = n
+        rows.append((n, uid, mid.group("spk"), text))
+    if not rows:
+        raise DataError("no utterances", path)
+    return rows
+
+
+def load_split(src: Path, split: str) -> list[Utterance]:
+    """Utterances of ``split`` ("train" or "test"), each checked against its WAV file."""
+    trans_rel, wav_rel = SPLIT_FILES[split]
+    trans, wav_dir = src / trans_rel, src / wav_rel
+    utts = []
+    for n, uid, spk, text in parse_transcription(trans):
+        wav = wav_dir / spk / f"{uid}.wav"
+        if not wav.is_file():
+            raise DataError(f"utterance {uid}: audio file not found: {wav}", trans, n)
+        info = audio_info(wav, f"utterance {uid}, {trans}:{n}")
+        utts.append(Utterance(uid, str(wav.resolve()), info.frames / info.samplerate, text, spk))
+    listed = {Path(u.path).name for u in utts}
+    unlisted = [p for p in wav_dir.glob("*/*.wav") if p.name not in listed]
+    if unlisted:
+        warn(f"{len(unlisted)} WAV files under {wav_dir} have no line in {trans} and are not "
+             f"used (first: {sorted(unlisted)[0]})")
+    want = EXPECTED.get(split)
+    if want is not None and len(utts) != want:
+        warn(f"{split}: {len(utts)} utterances, the AN4 release has {want}")
+    return utts
+
+
+def pick_dev_speakers(speakers: Iterable[str], n: int) -> list[str]:
+    """``n`` evenly spaced speakers of the sorted list: positions ``floor((2i+1)S / 2n)``."""
+    s = sorted(set(speakers))
+    if not 1 <= n < len(s):
+        raise SeqkitError(f"--dev-speakers must be between 1 and {len(s) - 1} (there are "
+                          f"{len(s)} training speakers), got {n}")
+    return [s[(2 * i + 1) * len(s) // (2 * n)] for i in range(n)]
+
+
+def _genders(speakers: Iterable[str]) -> dict:
+    s = sorted(set(speakers))
+    return {"female": sum(x.startswith("f") for x in s), "male": sum(x.startswith("m") for x in s)}
+
+
+def prepare(out: str | Path, src: str | Path | None = None, dev_speakers: int = DEFAULT_DEV_SPEAKERS,
+            fetch: Fetch | None = None, timeout: float = DEFAULT_TIMEOUT, log: Log | None = None) -> dict:
+    """Read (or download) AN4, split off the dev speakers, write ``out``; returns the stats."""
+    out = check_out(out)
+    if src is None:
+        source = download_tarball(URL, out / "raw" / f"an4-{COMMIT}", fetch, timeout, log)
+        root = Path(source["dir"])
+    else:
+        root = Path(src)
+        if not root.is_dir():
+            raise SeqkitError(f"--src is not a directory: {root}")
+        source = {"kind": "local", "path": str(root.resolve())}
+    all_train = load_split(root, "train")
+    test = None
+    have = [p for p in SPLIT_FILES["test"] if (root / p).exists()]
+    if len(have) == 2:
+        test = load_split(root, "test")
+    elif have:
+        miss = [p for p in SPLIT_FILES["test"] if p not in have]
+        raise DataError(f"incomplete test set: {have[0]} exists but {miss[0]} does not", root)
+    dev_spk = pick_dev_speakers((u.speaker for u in all_train), dev_speakers)
+    dev_set = set(dev_spk)
+    splits = {"train": [u for u in all_train if u.speaker not in dev_set],
+              "dev": [u for u in all_train if u.speaker in dev_set]}
+    if test is not None:
+        splits["test"] = test
+        overlap = sorted({u.speaker for u in test} & {u.speaker for u in all_train})
+        if overlap:
+            warn(f"test speakers also in the training part: {', '.join(overlap)}")
+    for name, utts in splits.items():
+        write_manifest(out / f"{name}.jsonl", utts)
+    if test is None and (out / "test.jsonl").exists():
+        (out / "test.jsonl").unlink()
+        warn(f"removed {out / 'test.jsonl'} of an earlier run (this source has no test set)")
+    (out / "train_text.txt").write_text("".join(u.text + "\n" for u in splits["train"]), encoding="utf-8")
+    st: dict = {"dataset": "an4", "source": source,
+                "dev_rule": f"{dev_speakers} evenly spaced of the sorted training speakers",
+                "dev_speakers": dev_spk, "splits": {}}
+    for name, utts in splits.items():
+        s = split_stats(utts, None if name == "train" else splits["train"])
+        s.update(_genders(u.speaker for u in utts))
+        st["splits"][name] = s
+    write_json(out / "stats.json", st)
+    return st
+
+
+def main(argv: Sequence[str] | None = None, *, fetch: Fetch | None = None) -> int:
+    """Command-line entry point; returns the exit status (0 ok, 2 error)."""
+    p = argparse.ArgumentParser(prog="data_prep/an4.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="data/an4", help="output directory (default data/an4)")
+    p.add_argument("--src", help="local copy of cmusphinx/an4 (etc/, wav/); default: download")
+    p.add_argument("--dev-speakers", type=int, default=DEFAULT_DEV_SPEAKERS, metavar="N",
+                   help=f"number of training speakers held out as dev (default {DEFAULT_DEV_SPEAKERS})")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="download timeout (s)")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        st = prepare(args.out, args.src, args.dev_speakers, fetch=fetch, timeout=args.timeout, log=_stderr)
+        for name, s in st["splits"].items():
+            print(f"{name}: {s['utterances']} utterances, {s['speakers']} speakers "
+                  f"({s['female']} f / {s['male']} m), {s['minutes']:.2f} min, {s['words']} words, "
+                  f"vocab {s['vocab']} -> {args.out}/{name}.jsonl")
+        print(f"dev speakers: {' '.join(st['dev_speakers'])}")
+        for name, s in st["splits"].items():
+            if name != "train":
+                unseen = " ".join(s["unseen_word_types"]) or "none"
+                print(f"{name} words never seen in train: {len(s['unseen_word_types'])} types / "
+                      f"{s['unseen_word_tokens']} tokens ({unseen})")
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
