@@ -52,6 +52,7 @@ from seqkit.nn.dropout import (
     locked_dropout,
 )
 from seqkit.nn.embedding import CharCNN
+from seqkit.nn.frontend import ConvSubsampling, SpecAugment, stack_frames, stacked_lengths
 from seqkit.nn.lm import RNNLM, ContinuousCache, cache_pointer_log_probs
 from seqkit.nn.losses import sequence_cross_entropy
 from seqkit.nn.pointer import POINTER_START, PointerNetwork
@@ -67,6 +68,7 @@ __all__ = [
     "AttentionalDecoder",
     "CTCHead",
     "CellRNN",
+    "ConvSubsampling",
     "CharCNN",
     "ContinuousCache",
     "CopyBatch",
@@ -90,6 +92,7 @@ __all__ = [
     "PyramidalEncoder",
     "RNNEncoder",
     "SequencePooling",
+    "SpecAugment",
     "WeightDropGRU",
     "WeightDropLSTM",
     "bio_transition_constraints",
@@ -113,4 +116,6 @@ __all__ = [
     "reverse_padded",
     "scheduled_sampling_prob",
     "sequence_cross_entropy",
+    "stack_frames",
+    "stacked_lengths",
 ]

@@ -16,6 +16,7 @@ TASKS = {
     "language_model": "seqkit.tasks.lm:LanguageModelTask",
     "text_classification": "seqkit.tasks.classification:TextClassificationTask",
     "translation": "seqkit.tasks.translation:TranslationTask",
+    "asr": "seqkit.tasks.asr:ASRTask",
 }
 
 

@@ -1,0 +1,209 @@
+"""Audio in, features out: reading, resampling, log-mel filterbanks, CMVN, speed perturbation, a disk cache.
+
+* Reading is :mod:`soundfile` (WAV/FLAC/SPHERE/OGG via libsndfile, no ffmpeg); a corrupt,
+  unreadable or empty file is a :class:`~seqkit.errors.DataError` naming the file.
+  Multi-channel audio is averaged to mono; a rate other than the requested one is resampled
+  with :func:`torchaudio.functional.resample` (windowed sinc).
+* Features are log-mel filterbanks from :class:`torchaudio.transforms.MelSpectrogram`
+  (25 ms Hann windows every 10 ms, power spectrum, ``log(mel + 1e-6)``), shape ``(T, n_mels)``
+  with ``T = 1 + samples // hop``.
+* CMVN: per utterance (:func:`utterance_cmvn`) or global, with statistics accumulated over the
+  training set (:class:`GlobalCMVN`, stored in the checkpoint).
+* Speed perturbation (Ko et al. 2015, "Audio Augmentation for Speech Recognition", Kaldi's
+  ``sox speed``): resampling by ``1 / factor`` and playing at the original rate, which scales
+  tempo and pitch together; :func:`speed_perturb`.
+* :class:`FeatureCache`: features of a whole manifest computed once and stored in one file
+  keyed by a hash of the audio files (path, size, mtime), the segments and the feature
+  options, so later runs (and every epoch) reuse them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+from torch import Tensor
+
+from ..errors import DataError
+from .manifest import Utterance
+
+__all__ = [
+    "FbankOptions",
+    "FeatureCache",
+    "GlobalCMVN",
+    "fbank",
+    "load_audio",
+    "speed_perturb",
+    "utterance_cmvn",
+]
+
+
+def load_audio(
+    path: str | Path, sample_rate: int | None = None, start: float | None = None, end: float | None = None
+) -> tuple[Tensor, int]:
+    """Samples ``(N,)`` float32 in [-1, 1] and their rate (``sample_rate`` when given).
+
+    ``start`` / ``end`` (seconds) read a segment.  Raises :class:`DataError` naming the file
+    when it is missing, unreadable, or has no samples (in the segment).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError("audio file not found", p)
+    try:
+        with sf.SoundFile(str(p)) as f:
+            sr = f.samplerate
+            first = 0 if start is None else int(round(start * sr))
+            last = f.frames if end is None else min(int(round(end * sr)), f.frames)
+            if f.frames == 0:
+                raise DataError("audio has no samples", p)
+            if first >= f.frames:
+                raise DataError(f"segment start {start} s is past the end ({f.frames / sr:.3f} s)", p)
+            f.seek(first)
+            data = f.read(max(last - first, 0), dtype="float32", always_2d=True)  # (N, C)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        raise DataError(f"cannot read audio: {e}", p) from None
+    if data.shape[0] == 0:
+        raise DataError("audio has no samples" + ("" if start is None else f" in [{start}, {end}] s"), p)
+    wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))  # (N,)
+    if not torch.isfinite(wave).all():
+        raise DataError("audio contains NaN or infinite samples", p)
+    if sample_rate is not None and sr != sample_rate:
+        wave = torchaudio.functional.resample(wave, sr, sample_rate)
+        sr = sample_rate
+    return wave, sr
+
+
+def speed_perturb(wave: Tensor, sample_rate: int, factor: float) -> Tensor:
+    """``wave`` (N,) played ``factor`` times faster (tempo and pitch): (N,) -> (~N / factor,)."""
+    if factor <= 0:
+        raise ValueError(f"speed factor must be > 0, got {factor}")
+    if factor == 1.0:
+        return wave
+    # N / factor samples read at the same rate; the ratio as a small fraction keeps the
+    # resampling kernel small (torchaudio's cost grows with the reduced rates)
+    ratio = Fraction(factor).limit_denominator(100)
+    return torchaudio.functional.resample(wave, ratio.numerator, ratio.denominator)
+
+
+@dataclass(frozen=True)
+class FbankOptions:
+    sample_rate: int = 16000  # audio at another rate is resampled to this
+    n_mels: int = 80
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+
+    @property
+    def hop(self) -> int:
+        return int(round(self.sample_rate * self.hop_ms / 1000))
+
+    @property
+    def win(self) -> int:
+        return int(round(self.sample_rate * self.win_ms / 1000))
+
+
+_MEL: dict[FbankOptions, torchaudio.transforms.MelSpectrogram] = {}
+
+
+def fbank(wave: Tensor, opts: FbankOptions) -> Tensor:
+    """Log-mel filterbank features: ``wave`` (N,) at ``opts.sample_rate`` -> (T, n_mels)."""
+    mel = _MEL.get(opts)
+    if mel is None:
+        n_fft = 1 << (opts.win - 1).bit_length()  # next power of two
+        mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=opts.sample_rate, n_fft=n_fft, win_length=opts.win, hop_length=opts.hop,
+            n_mels=opts.n_mels, power=2.0, center=True,
+        )
+        _MEL[opts] = mel
+    with torch.no_grad():
+        spec = mel(wave)  # (n_mels, T)
+    return torch.log(spec + 1e-6).T.contiguous()  # (T, n_mels)
+
+
+def utterance_cmvn(feats: Tensor, eps: float = 1e-5) -> Tensor:
+    """Zero mean and unit variance per feature over the utterance's frames: (T, F) -> (T, F)."""
+    mean = feats.mean(dim=0, keepdim=True)
+    std = feats.std(dim=0, unbiased=False, keepdim=True)
+    return (feats - mean) / (std + eps)
+
+
+class GlobalCMVN:
+    """Mean and standard deviation per feature over many utterances (the training set)."""
+
+    def __init__(self, mean: Tensor, std: Tensor):
+        self.mean, self.std = mean.float(), std.float()
+
+    @classmethod
+    def fit(cls, feats: Sequence[Tensor], eps: float = 1e-5) -> GlobalCMVN:
+        n = sum(f.size(0) for f in feats)
+        total = sum(f.double().sum(dim=0) for f in feats)
+        sq = sum((f.double() ** 2).sum(dim=0) for f in feats)
+        mean = total / n
+        var = (sq / n - mean**2).clamp_min(0)
+        return cls(mean.float(), (var.sqrt() + eps).float())
+
+    def __call__(self, feats: Tensor) -> Tensor:
+        return (feats - self.mean) / self.std
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GlobalCMVN:
+        return cls(torch.tensor(d["mean"]), torch.tensor(d["std"]))
+
+
+def utterance_features(u: Utterance, opts: FbankOptions, speed: float = 1.0) -> Tensor:
+    """Log-mel features (T, n_mels) of one manifest entry (its segment if it has one)."""
+    wave, _ = load_audio(u.path, opts.sample_rate, u.start, u.end)
+    wave = speed_perturb(wave, opts.sample_rate, speed)
+    return fbank(wave, opts)
+
+
+class FeatureCache:
+    """Features of every utterance of a manifest, computed once and kept on disk.
+
+    ``cache_dir=None`` keeps them in memory only.  The key covers each audio file's path,
+    size and modification time, each entry's segment, the speed factor and the feature
+    options, so a changed file or option recomputes.  The file is written atomically.
+    """
+
+    def __init__(self, cache_dir: str | Path | None):
+        self.dir = None if cache_dir is None else Path(cache_dir)
+
+    @staticmethod
+    def key(utts: Sequence[Utterance], opts: FbankOptions, speed: float) -> str:
+        h = hashlib.sha1(json.dumps([asdict(opts), speed]).encode())
+        for u in utts:
+            try:
+                st = os.stat(u.path)
+                stamp = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                stamp = None
+            h.update(json.dumps([u.id, u.path, u.start, u.end, stamp]).encode())
+        return h.hexdigest()[:16]
+
+    def features(self, utts: Sequence[Utterance], opts: FbankOptions, speed: float = 1.0,
+                 name: str = "feats") -> list[Tensor]:
+        """(T_i, n_mels) float32 features of ``utts`` in order (from the cache when present)."""
+        path = None
+        if self.dir is not None:
+            path = self.dir / f"{name}-{self.key(utts, opts, speed)}.pt"
+            if path.is_file():
+                cached = torch.load(path, weights_only=True)
+                return [cached[u.id] for u in utts]
+        feats = [utterance_features(u, opts, speed) for u in utts]
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            torch.save({u.id: f for u, f in zip(utts, feats)}, tmp)
+            os.replace(tmp, path)
+        return feats

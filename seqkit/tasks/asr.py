@@ -1,0 +1,408 @@
+"""Speech recognition (``task: asr``): CTC, Listen-Attend-Spell and joint CTC/attention.
+
+Data: JSONL manifests (:mod:`seqkit.data.manifest`; ``data_prep/an4.py``, ``fsdd.py`` and
+``yesno.py`` write them).  Audio is read with soundfile, resampled to ``data.sample_rate``
+and turned into log-mel filterbanks (:mod:`seqkit.data.audio`); features are cached in
+``data.cache_dir`` (one file per manifest, speed factor and feature setting), so only the
+first run computes them.  ``data.speed_perturb`` adds copies of the training set at other
+speeds (Ko et al. 2015).  Normalisation is per utterance or global (statistics of the
+training set, stored in the checkpoint).
+
+Units: characters (``data.units: char``; the space is a unit) or SentencePiece pieces
+(``sentencepiece``, trained on the training transcripts, stored in the checkpoint).
+
+Training utterances that no CTC alignment can fit (fewer encoder frames than labels plus
+repeats) or longer than ``data.max_frames`` are skipped and counted, never trained on as an
+infinite or zeroed loss.
+
+Decoding (``decode.method``): ``ctc_greedy``; ``ctc_beam`` (prefix beam search,
+:func:`seqkit.search.ctc_prefix_beam_search`, with optional shallow fusion of an ARPA
+n-gram over words, ``decode.lm``); ``attention`` (batched beam search over the speller);
+``joint`` (attention beam search with the CTC prefix score weighted ``decode.ctc_weight``,
+Watanabe et al. 2017).  Dev evaluations during training use ``decode.eval_method``.
+
+Metrics: WER and CER (jiwer), with the worst utterances' alignments written next to the
+hypotheses by ``seqkit evaluate``; decoding real-time factor (decoding seconds per second
+of audio, features precomputed).  ``seqkit predict`` reads audio paths (one per line) and
+prints one transcript per path.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from ..data import BOS, EOS, PAD, UNK, Vocab, pad_sequences
+from ..data.audio import FbankOptions, FeatureCache, GlobalCMVN, fbank, load_audio, utterance_cmvn
+from ..data.manifest import Utterance, read_manifest
+from ..data.tokenizers import SentencePieceTokenizer, tokenizer_from_dict
+from ..errors import ConfigError, DataError, Skips
+from ..metrics import cer, wer
+from ..models.asr import ASRModel
+from ..nn.ctc import ctc_min_input_lengths
+from ..nn.frontend import SpecAugment
+from ..search import beam_search, ctc_prefix_beam_search, greedy_search
+from ..search.ctc_prefix_score import CTCPrefixScorer
+from ..search.lm_scorer import ArpaLM
+from ..train.trainer import move_to
+from .base import Task
+
+
+@dataclass
+class ASRDataConfig:
+    train: str = "data/an4/train.jsonl"
+    dev: str = "data/an4/dev.jsonl"
+    units: Literal["char", "sentencepiece"] = "char"
+    sp_vocab_size: int = 100
+    lowercase: bool = False
+    sample_rate: int = 16000
+    n_mels: int = 80
+    cmvn: Literal["global", "utterance", "none"] = "global"
+    speed_perturb: list[float] = field(default_factory=lambda: [1.0])
+    cache_dir: str | None = None  # None: features are kept in memory only
+    max_frames: int | None = None  # longer training utterances are skipped, counted
+
+
+@dataclass
+class ASRModelConfig:
+    front: Literal["none", "stack", "conv"] = "stack"
+    stack: int = 3
+    conv_channels: int = 32
+    encoder: Literal["blstm", "pyramidal"] = "blstm"
+    enc_hidden: int = 256
+    enc_layers: int = 4
+    reductions: int | None = None  # pyramidal: pyramid layers (None: enc_layers - 1)
+    dropout: float = 0.2
+    ctc_weight: float = 1.0  # 1: CTC only; 0: attention only; between: joint training
+    emb_dim: int = 128
+    dec_hidden: int = 256
+    dec_layers: int = 1
+    attention: Literal["location", "additive", "dot", "general"] = "location"
+    label_smoothing: float = 0.1
+    specaugment: bool = True
+    freq_masks: int = 2
+    freq_width: int = 15
+    time_masks: int = 2
+    time_width: int = 40
+
+
+@dataclass
+class ASRDecodeConfig:
+    method: Literal["ctc_greedy", "ctc_beam", "attention", "joint"] = "ctc_greedy"
+    eval_method: Literal["ctc_greedy", "ctc_beam", "attention", "joint"] | None = None  # None: greedy
+    beam_size: int = 10
+    ctc_weight: float = 0.3  # joint decoding: weight of the CTC prefix score
+    length_penalty: float = 0.0  # GNMT alpha for attention / joint beam search
+    max_len_ratio: float = 1.0  # attention decoding: at most ratio * encoder frames + 5 tokens
+    lm: str | None = None  # ctc_beam: ARPA n-gram over words (e.g. `seqkit ngram` on train_text.txt)
+    lm_weight: float = 0.5
+    word_bonus: float = 0.0
+    batch_size: int = 32
+
+
+class ASRTask(Task):
+    name = "asr"
+    DataConfig = ASRDataConfig
+    ModelConfig = ASRModelConfig
+    DecodeConfig = ASRDecodeConfig
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.vocab: Vocab | None = None
+        self.sp = None
+        self.cmvn: GlobalCMVN | None = None
+        self._dev_cache: tuple | None = None
+        self._lm: ArpaLM | None = None
+        m, dc = cfg.model, cfg.decode
+        needs = {"ctc_greedy": "ctc", "ctc_beam": "ctc", "attention": "att", "joint": "both"}
+        for key, method in (("decode.method", dc.method), ("decode.eval_method", dc.eval_method)):
+            need = needs.get(method)
+            if (need in ("ctc", "both") and m.ctc_weight == 0) or (need in ("att", "both") and m.ctc_weight == 1):
+                raise ConfigError(f"{cfg.source}: key '{key}': {method!r} needs a model with "
+                                  f"{'a CTC head' if need == 'ctc' else 'an attention decoder' if need == 'att' else 'both heads'}"
+                                  f" (model.ctc_weight={m.ctc_weight})")
+        if not cfg.data.speed_perturb or any(f <= 0 for f in cfg.data.speed_perturb):
+            raise ConfigError(f"{cfg.source}: key 'data.speed_perturb': positive factors expected")
+
+    # ------------------------------------------------------------------ text units
+    def _norm(self, text: str) -> str:
+        text = " ".join(text.split())
+        return text.lower() if self.cfg.data.lowercase else text
+
+    def units(self, text: str) -> list[str]:
+        text = self._norm(text)
+        if self.sp is not None:
+            return self.sp.encode(text)
+        return list(text)
+
+    def detok(self, ids: list[int]) -> str:
+        toks = self.vocab.decode(ids)
+        if self.sp is not None:
+            return self.sp.decode(toks)
+        return " ".join("".join(toks).split())
+
+    @property
+    def fbank_options(self) -> FbankOptions:
+        return FbankOptions(sample_rate=self.cfg.data.sample_rate, n_mels=self.cfg.data.n_mels)
+
+    # ------------------------------------------------------------------ state
+    def _manifest(self, path: str, key: str) -> list[Utterance]:
+        self.check_file(key, path)
+        return read_manifest(path)
+
+    def build_state(self) -> None:
+        d = self.cfg.data
+        utts = self._manifest(d.train, "data.train")
+        texts = [self._norm(u.text) for u in utts]
+        if d.units == "sentencepiece":
+            out = Path(self.cfg.train.output_dir)
+            self.sp = SentencePieceTokenizer.train(texts=texts, model_prefix=out / "spm", vocab_size=d.sp_vocab_size,
+                                                   model_type="unigram", seed=self.cfg.train.seed)
+        self.vocab = Vocab.build([self.units(t) for t in texts], 1, None, (PAD, UNK, BOS, EOS))
+        if d.cmvn == "global":
+            feats = self._features(utts, 1.0, "train")
+            self.cmvn = GlobalCMVN.fit(feats)
+        print(f"asr: {len(utts)} training utterances, {len(self.vocab)} {d.units} units", file=sys.stderr)
+
+    def state_dict(self) -> dict:
+        return {"vocab": self.vocab.to_dict(), "sp": None if self.sp is None else self.sp.to_dict(),
+                "cmvn": None if self.cmvn is None else self.cmvn.to_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.vocab = Vocab.from_dict(state["vocab"])
+        self.sp = None if state["sp"] is None else tokenizer_from_dict(state["sp"])
+        self.cmvn = None if state["cmvn"] is None else GlobalCMVN.from_dict(state["cmvn"])
+
+    # ------------------------------------------------------------------ features
+    def _features(self, utts: list[Utterance], speed: float, name: str) -> list[torch.Tensor]:
+        cache = FeatureCache(self.cfg.data.cache_dir)
+        return cache.features(utts, self.fbank_options, speed, name=name)
+
+    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
+        mode = self.cfg.data.cmvn
+        if mode == "utterance":
+            return utterance_cmvn(feats)
+        if mode == "global":
+            if self.cmvn is None:
+                raise ConfigError(f"{self.cfg.source}: key 'data.cmvn': global statistics are missing")
+            return self.cmvn(feats)
+        return feats
+
+    def collate(self, items: list[dict]) -> dict:
+        feats = [it["feats"] for it in items]
+        lengths = torch.tensor([f.size(0) for f in feats])
+        x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
+        batch = {"feats": x, "feat_lengths": lengths}
+        if "targets" in items[0]:
+            v = self.vocab
+            tg = [it["targets"] for it in items]
+            batch["targets"], batch["target_lengths"] = pad_sequences(tg, v.pad_id)
+            batch["tgt_in"], _ = pad_sequences([[v.bos_id, *t] for t in tg], v.pad_id)
+            batch["tgt_out"], _ = pad_sequences([[*t, v.eos_id] for t in tg], v.pad_id)
+        return batch
+
+    def _items(self, utts: list[Utterance], speed: float, name: str, skips: Skips | None,
+               manifest: str) -> list[dict]:
+        """Encoded examples; with ``skips``, drop (and count) the ones CTC cannot fit."""
+        feats = self._features(utts, speed, name)
+        d, m = self.cfg.data, self.cfg.model
+        k = self._reduction()
+        items = []
+        for line, (u, f) in enumerate(zip(utts, feats), 1):
+            ids = self.vocab.encode(self.units(u.text))
+            it = {"id": u.id, "feats": self.normalize(f), "targets": ids, "seconds": u.duration / speed}
+            if skips is not None:
+                frames = -(-f.size(0) // k)
+                need = int(ctc_min_input_lengths(torch.tensor([ids]), torch.tensor([len(ids)]))[0])
+                if d.max_frames is not None and f.size(0) > d.max_frames:
+                    skips.add(manifest, line, f"{u.id}: longer than data.max_frames={d.max_frames}")
+                    continue
+                if m.ctc_weight > 0 and frames < need:
+                    skips.add(manifest, line, f"{u.id} (speed {speed}): {frames} encoder frames < {need} "
+                                              "needed by CTC")
+                    continue
+            items.append(it)
+        return items
+
+    def _reduction(self) -> int:
+        m = self.cfg.model
+        k = m.stack if m.front == "stack" else 4 if m.front == "conv" else 1
+        r = (m.enc_layers - 1 if m.reductions is None else m.reductions) if m.encoder == "pyramidal" else 0
+        return k * 2**r
+
+    def training_data(self):
+        d = self.cfg.data
+        utts = self._manifest(d.train, "data.train")
+        skips = Skips()
+        items = []
+        for speed in d.speed_perturb:
+            items += self._items(utts, speed, "train", skips, d.train)
+        if len(skips):
+            print(f"{d.train}: {skips.summary()}", file=sys.stderr)
+        return items, [it["feats"].size(0) for it in items], self.collate
+
+    # ------------------------------------------------------------------ model
+    def build_model(self) -> ASRModel:
+        m = self.cfg.model
+        spec = None
+        if m.specaugment:
+            spec = SpecAugment(m.freq_masks, m.freq_width, m.time_masks, m.time_width)
+        return ASRModel(
+            self.cfg.data.n_mels, len(self.vocab), m.front, m.stack, m.conv_channels, m.encoder, m.enc_hidden,
+            m.enc_layers, m.reductions, m.dropout, m.ctc_weight, m.emb_dim, m.dec_hidden, m.dec_layers, m.attention,
+            m.label_smoothing, spec, pad_id=self.vocab.pad_id,
+        )
+
+    # ------------------------------------------------------------------ decoding
+    def _lm_scorer(self) -> ArpaLM | None:
+        path = self.cfg.decode.lm
+        if path is None:
+            return None
+        if self._lm is None:
+            if not Path(path).is_file():
+                raise ConfigError(f"{self.cfg.source}: key 'decode.lm': file not found: {path}")
+            self._lm = ArpaLM.from_file(path)
+        return self._lm
+
+    def decode(self, model, items: list[dict], method: str) -> list[str]:
+        """Transcripts of ``items`` (dicts with normalised ``feats``) by ``method``."""
+        dc = self.cfg.decode
+        v = self.vocab
+        device = next(model.parameters()).device
+        out = [""] * len(items)
+        order = sorted(range(len(items)), key=lambda i: items[i]["feats"].size(0))
+        tokens = [v.token(i) for i in range(len(v))]
+        if self.sp is None:  # characters: the space token separates words
+            delim, prefix = " ", None
+        else:
+            delim, prefix = None, "\u2581"
+        with torch.inference_mode(False), torch.no_grad():
+            for start in range(0, len(order), dc.batch_size):
+                idx = order[start : start + dc.batch_size]
+                batch = move_to(self.collate([{"feats": items[i]["feats"]} for i in idx]), device)
+                enc, enc_lengths = model.encode(batch["feats"], batch["feat_lengths"])
+                if method == "ctc_greedy":
+                    hyps = model.ctc.greedy(model.ctc_log_probs(enc, enc_lengths), enc_lengths)
+                elif method == "ctc_beam":
+                    lp = model.ctc_log_probs(enc, enc_lengths).float().cpu()
+                    lm = self._lm_scorer()
+                    hyps = [
+                        ctc_prefix_beam_search(lp[j], beam=dc.beam_size, blank=model.ctc.blank,
+                                               length=int(enc_lengths[j]), tokens=tokens, lm=lm,
+                                               lm_weight=dc.lm_weight, word_bonus=dc.word_bonus,
+                                               word_delimiter=delim, word_prefix=prefix, n_best=1)[0].tokens
+                        for j in range(len(idx))
+                    ]
+                else:
+                    hyps = self._attention_search(model, enc, enc_lengths, method)
+                for j, i in enumerate(idx):
+                    out[i] = self.detok(hyps[j])
+        return out
+
+    def _attention_search(self, model, enc, enc_lengths, method: str) -> list[list[int]]:
+        dc = self.cfg.decode
+        v = self.vocab
+        stepper, state = model.start(enc, enc_lengths)
+        max_len = (enc_lengths.float() * dc.max_len_ratio).long() + 5
+        ctc = None
+        if method == "joint":
+            scorer = CTCPrefixScorer(model.ctc_log_probs(enc, enc_lengths), enc_lengths, blank=model.ctc.blank,
+                                     eos=v.eos_id)
+            ctc = (dc.ctc_weight, scorer, scorer.init_state())
+        if dc.beam_size <= 1 and ctc is None:
+            res = greedy_search(stepper, state, bos=v.bos_id, eos=v.eos_id, max_len=max_len, pad=v.pad_id)
+            return [res.tokens[j, : int(res.lengths[j])].tolist() for j in range(enc.size(0))]
+        res = beam_search(stepper, state, beam=max(dc.beam_size, 1), bos=v.bos_id, eos=v.eos_id, max_len=max_len,
+                          length_penalty=dc.length_penalty, ctc=ctc)
+        return [sent[0].tokens for sent in res]
+
+    # ------------------------------------------------------------------ evaluation
+    def _dev(self, path: str, key: str) -> tuple[list[Utterance], list[dict]]:
+        if self._dev_cache is not None and self._dev_cache[0] == path:
+            return self._dev_cache[1], self._dev_cache[2]
+        utts = self._manifest(path, key)
+        items = self._items(utts, 1.0, Path(path).stem, None, path)
+        self._dev_cache = (path, utts, items)
+        return utts, items
+
+    @torch.no_grad()
+    def dev_loss(self, model, items: list[dict]) -> float:
+        """Token-mean training loss on ``items`` (eval mode: no dropout, no SpecAugment)."""
+        device = next(model.parameters()).device
+        total, n = 0.0, 0
+        order = sorted(range(len(items)), key=lambda i: items[i]["feats"].size(0))
+        bs = self.cfg.decode.batch_size
+        for start in range(0, len(order), bs):
+            out = model(move_to(self.collate([items[i] for i in order[start : start + bs]]), device))
+            total += float(out["loss"]) * out["n"]
+            n += out["n"]
+        return total / max(n, 1)
+
+    def _greedy_method(self) -> str:
+        return "ctc_greedy" if self.cfg.model.ctc_weight > 0 else "attention"
+
+    def evaluate(self, model, split: str | None = None, out_prefix: Path | None = None) -> dict:
+        dc = self.cfg.decode
+        path = split or self.cfg.data.dev
+        utts, items = self._dev(path, "data.dev" if split is None else "split")
+        if out_prefix is not None:
+            method = dc.method
+        else:
+            method = dc.eval_method or self._greedy_method()
+        t0 = time.perf_counter()
+        hyps = self.decode(model, items, method)
+        seconds = time.perf_counter() - t0
+        refs = [self._norm(u.text) for u in utts]
+        w = wer(refs, hyps, worst=10)
+        c = cer(refs, hyps, worst=0)
+        audio = sum(u.duration for u in utts)
+        metrics = {"wer": w["score"], "cer": c["score"], "loss": self.dev_loss(model, items), "method": method,
+                   "beam": dc.beam_size if method != "ctc_greedy" else 1,
+                   "utterances": len(utts), "ref_words": w["ref_words"], "errors": w["errors"],
+                   "decode_seconds": seconds, "audio_seconds": audio, "rtf": seconds / max(audio, 1e-9),
+                   "threads": torch.get_num_threads()}
+        if method == "ctc_beam" and dc.lm:
+            metrics.update(lm=dc.lm, lm_weight=dc.lm_weight, word_bonus=dc.word_bonus)
+        if method == "joint":
+            metrics["ctc_weight"] = dc.ctc_weight
+        if out_prefix is not None:
+            out_prefix = Path(out_prefix)
+            out_prefix.parent.mkdir(parents=True, exist_ok=True)
+            Path(f"{out_prefix}.hyp").write_text("".join(f"{h} ({u.id})\n" for h, u in zip(hyps, utts)),
+                                                 encoding="utf-8")
+            Path(f"{out_prefix}.ref").write_text("".join(f"{r} ({u.id})\n" for r, u in zip(refs, utts)),
+                                                 encoding="utf-8")
+            Path(f"{out_prefix}.worst.txt").write_text(self._worst_report(w, utts), encoding="utf-8")
+        return metrics
+
+    @staticmethod
+    def _worst_report(w: dict, utts: list[Utterance]) -> str:
+        lines = [f"WER {100 * w['score']:.2f}% ({w['errors']} errors / {w['ref_words']} words); "
+                 f"the {len(w['worst'])} utterances with the most errors:\n"]
+        for entry in w["worst"]:
+            u = utts[entry["index"]]
+            lines.append(f"{u.id} ({u.speaker}): {entry['errors']} errors\n{entry['alignment']}\n")
+        return "\n".join(lines)
+
+    def predict(self, model, lines: list[str]) -> list[str]:
+        """One transcript per audio path (a line); an empty line gives an empty line."""
+        items, where = [], []
+        for n, line in enumerate(lines):
+            path = line.strip()
+            if not path:
+                continue
+            try:
+                wave, _ = load_audio(path, self.cfg.data.sample_rate)
+            except DataError as e:
+                raise DataError(f"input line {n + 1}: {e}") from None
+            items.append({"feats": self.normalize(fbank(wave, self.fbank_options))})
+            where.append(n)
+        out = [""] * len(lines)
+        for n, text in zip(where, self.decode(model, items, self.cfg.decode.method)):
+            out[n] = text
+        return out
