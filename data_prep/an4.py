@@ -29,7 +29,10 @@ Outputs in ``OUT``:
   :mod:`seqkit.data.manifest` (``id`` = the AN4 utterance id, absolute ``path``,
   ``duration`` in seconds from the WAV header, ``text`` upper case as in the source with
   ``<s>``, ``</s>`` and the trailing ``(utt-id)`` removed, ``speaker``);
-* ``train_text.txt``: the training transcripts, one per line (for LM training);
+* ``train_text.txt`` / ``dev_text.txt``: the transcripts, one per line (word LMs:
+  ``seqkit ngram``);
+* ``train_chars.txt`` / ``dev_chars.txt``: the same as space-separated characters with
+  ``|`` between words (a character RNN LM: ``recipes/asr/an4/char_lm.yaml``);
 * ``stats.json``: per split utterances, speakers (female/male), hours/minutes, words,
   vocabulary; the dev speaker list; dev (test) word types never seen in train.
 
@@ -294,6 +297,13 @@ def _genders(speakers: Iterable[str]) -> dict:
     return {"female": sum(x.startswith("f") for x in s), "male": sum(x.startswith("m") for x in s)}
 
 
+def char_line(text: str) -> str:
+    """A transcript as space-separated characters with ``|`` between words, the text of a
+    character LM (``seqkit train`` with ``task: language_model`` reads whitespace tokens):
+    ``"GO HOME"`` -> ``"G O | H O M E"``."""
+    return " | ".join(" ".join(word) for word in text.split())
+
+
 def prepare(out: str | Path, src: str | Path | None = None, dev_speakers: int = DEFAULT_DEV_SPEAKERS,
             fetch: Fetch | None = None, timeout: float = DEFAULT_TIMEOUT, log: Log | None = None) -> dict:
     """Read (or download) AN4, split off the dev speakers, write ``out``; returns the stats."""
@@ -328,7 +338,10 @@ def prepare(out: str | Path, src: str | Path | None = None, dev_speakers: int = 
     if test is None and (out / "test.jsonl").exists():
         (out / "test.jsonl").unlink()
         warn(f"removed {out / 'test.jsonl'} of an earlier run (this source has no test set)")
-    (out / "train_text.txt").write_text("".join(u.text + "\n" for u in splits["train"]), encoding="utf-8")
+    for name in ("train", "dev"):
+        texts = [u.text for u in splits[name]]
+        (out / f"{name}_text.txt").write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+        (out / f"{name}_chars.txt").write_text("".join(char_line(t) + "\n" for t in texts), encoding="utf-8")
     st: dict = {"dataset": "an4", "source": source,
                 "dev_rule": f"{dev_speakers} evenly spaced of the sorted training speakers",
                 "dev_speakers": dev_spk, "splits": {}}

@@ -287,3 +287,61 @@ def test_predict_cli_on_wav_list(tmp_path, an4_tiny):
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert len(res.stdout.splitlines()) == len(wavs)
+
+
+# ---------------------------------------------------------------------------- LM fusion
+
+
+def test_mapped_lm_stepper_gathers_and_masks():
+    from seqkit.search import MappedLMStepper
+
+    class FixedLM:  # next-token log-probs depend only on the last token: row = token id
+        table = torch.log_softmax(torch.arange(12, dtype=torch.float).view(3, 4), dim=-1)
+
+        def init_state(self, b):
+            return {"h": torch.zeros(b, 1)}
+
+        def step(self, tokens, state):
+            return self.table[tokens], state
+
+    stepper = MappedLMStepper(FixedLM(), [-1, 2, 0, 1, -1])  # decoder id -> LM id
+    out, _ = stepper.step(torch.tensor([2, 3]), stepper.init_state(2))  # LM ids 0 and 1
+    assert out.shape == (2, 5)
+    assert torch.isinf(out[:, 0]).all() and torch.isinf(out[:, 4]).all()
+    torch.testing.assert_close(out[0, 1:4], FixedLM.table[0, [2, 0, 1]])
+    torch.testing.assert_close(out[1, 1:4], FixedLM.table[1, [2, 0, 1]])
+    with pytest.raises(ValueError, match="no LM id"):
+        stepper.step(torch.tensor([0]), stepper.init_state(1))
+
+
+def test_asr_decoding_with_char_rnn_lm_and_word_ngram(tmp_path, an4_tiny):
+    import yaml
+
+    from seqkit.config import ConfigError
+    from seqkit.models.ngram import estimate_kn
+    from seqkit.tasks.base import evaluate, train
+
+    lm_cfg = tmp_path / "lm.yaml"
+    lm_cfg.write_text(yaml.safe_dump({
+        "task": "language_model",
+        "data": {"train": str(an4_tiny / "train_chars.txt"), "dev": str(an4_tiny / "dev_chars.txt"),
+                 "batch_size": 2, "bptt": 8, "eval_batch_size": 1, "eval_bptt": 16},
+        "model": {"emb_dim": 8, "hidden_size": 16, "num_layers": 1, "tie_weights": False},
+        "train": {"output_dir": str(tmp_path / "lm"), "epochs": 1, "progress": False, "tensorboard": False},
+    }))
+    train(load_config(lm_cfg), fresh=True)
+    asr_cfg = _config(tmp_path, an4_tiny, train__epochs=1)
+    train(load_config(asr_cfg), fresh=True)
+    base = {m: evaluate(load_config(asr_cfg, [f"decode.method={m}"])) for m in ("ctc_beam", "joint")}
+    for method in ("ctc_beam", "joint", "attention"):
+        m = evaluate(load_config(asr_cfg, [f"decode.method={method}", f"decode.lm={tmp_path / 'lm' / 'best.pt'}",
+                                           "decode.lm_weight=0.5"]))
+        assert m["lm"].endswith("best.pt") and m["method"] == method
+    arpa = tmp_path / "word.arpa"
+    estimate_kn([line.split() for line in (an4_tiny / "train_text.txt").read_text().splitlines()], order=2).write_arpa(arpa)
+    m = evaluate(load_config(asr_cfg, ["decode.method=ctc_beam", f"decode.lm={arpa}"]))
+    assert m["lm"] == str(arpa)
+    zero = evaluate(load_config(asr_cfg, ["decode.method=ctc_beam", f"decode.lm={arpa}", "decode.lm_weight=0"]))
+    assert zero["wer"] == base["ctc_beam"]["wer"]  # weight 0: the plain beam search's result
+    with pytest.raises(ConfigError, match="ARPA word LM fuses with ctc_beam only"):
+        evaluate(load_config(asr_cfg, ["decode.method=joint", f"decode.lm={arpa}"]))

@@ -19,7 +19,7 @@ from seqkit.search.ctc_decoder import (
     ctc_prefix_beam_search_batch,
 )
 from seqkit.search.ctc_prefix_score import CTCPrefixScorer
-from seqkit.search.lm_scorer import ArpaLM, LMScorer, NeuralLMScorer, NeuralLMState
+from seqkit.search.lm_scorer import ArpaLM, LMScorer, MappedLMStepper, NeuralLMScorer, NeuralLMState
 from seqkit.search.state import State, expand_state, select_state
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "GreedyResult",
     "Hypothesis",
     "LMScorer",
+    "MappedLMStepper",
     "NeuralLMScorer",
     "NeuralLMState",
     "State",

@@ -16,6 +16,8 @@ history.  All scores are natural logarithms.
 * :class:`NeuralLMScorer`: an adapter for any incremental neural LM that follows the
   decoder-state contract of :mod:`seqkit.search.state` (``step(tokens (N,), state) ->
   (log_probs (N, V), state)``), e.g. :class:`seqkit.nn.lm.RNNLM`.
+* :class:`MappedLMStepper`: such an LM as a shallow-fusion scorer of
+  :func:`seqkit.search.beam_search` over a decoder whose vocabulary differs from the LM's.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from seqkit.errors import DataError
 from seqkit.search.state import State
 from seqkit.textio import read_lines
 
-__all__ = ["ArpaLM", "LMScorer", "NeuralLMScorer", "NeuralLMState"]
+__all__ = ["ArpaLM", "LMScorer", "MappedLMStepper", "NeuralLMScorer", "NeuralLMState"]
 
 _LN10 = math.log(10.0)
 
@@ -372,3 +374,39 @@ class NeuralLMScorer(LMScorer):
     def final_score(self, state: NeuralLMState) -> float:
         """``log P(eos | state)``, or 0 without ``eos``."""
         return 0.0 if self.eos is None else float(state.next_log_probs[self.eos])
+
+
+class MappedLMStepper:
+    """A neural LM as a beam-search scorer over *another* vocabulary (the decoder's).
+
+    Shallow fusion in :func:`seqkit.search.beam_search` needs ``step(tokens (N,), state) ->
+    (log_probs (N, V_dec), state)`` over the decoder's ids; an LM trained separately has its
+    own vocabulary.  ``index[i]`` is the LM id of decoder id ``i`` (``-1``: the LM cannot
+    produce it, score ``-inf``; the decoder's start symbol should map to the LM's
+    sentence-start / end-of-line id, its end symbol to the LM's end id).
+
+    Args:
+        model: the LM with ``step`` and ``init_state(batch_size)`` (e.g. ``RNNLM``, eval mode).
+        index: (V_dec,) long, LM ids of the decoder's ids.
+
+    :meth:`init_state` gives the LM's state for ``B`` rows; :meth:`step` maps the decoder's
+    tokens to LM ids, steps the LM and gathers its log-probabilities at ``index``.
+    """
+
+    def __init__(self, model: Any, index: Sequence[int] | torch.Tensor):
+        self.model = model
+        self.index = torch.as_tensor(index, dtype=torch.long)
+        self.known = self.index >= 0
+
+    def init_state(self, batch_size: int) -> State:
+        return self.model.init_state(batch_size)
+
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        index = self.index.to(tokens.device)
+        lm_tokens = index[tokens]  # (N,)
+        if bool((lm_tokens < 0).any()):
+            raise ValueError("a token with no LM id was fed to the LM (map the start symbol)")
+        log_probs, state = self.model.step(lm_tokens, state)  # (N, V_lm)
+        out = log_probs[:, index.clamp_min(0)]  # (N, V_dec)
+        out = out.masked_fill(~self.known.to(out.device), float("-inf"))
+        return out, state

@@ -16,10 +16,12 @@ repeats) or longer than ``data.max_frames`` are skipped and counted, never train
 infinite or zeroed loss.
 
 Decoding (``decode.method``): ``ctc_greedy``; ``ctc_beam`` (prefix beam search,
-:func:`seqkit.search.ctc_prefix_beam_search`, with optional shallow fusion of an ARPA
-n-gram over words, ``decode.lm``); ``attention`` (batched beam search over the speller);
-``joint`` (attention beam search with the CTC prefix score weighted ``decode.ctc_weight``,
-Watanabe et al. 2017).  Dev evaluations during training use ``decode.eval_method``.
+:func:`seqkit.search.ctc_prefix_beam_search`); ``attention`` (batched beam search over the
+speller); ``joint`` (attention beam search with the CTC prefix score weighted
+``decode.ctc_weight``, Watanabe et al. 2017).  Shallow fusion (``decode.lm``, weight
+``decode.lm_weight``): an ARPA word n-gram with ``ctc_beam``, or a seqkit character RNN LM
+(a ``language_model`` checkpoint over the same characters, ``|`` for the space) with any
+beam method.  Dev evaluations during training use ``decode.eval_method``.
 
 Metrics: WER and CER (jiwer), with the worst utterances' alignments written next to the
 hypotheses by ``seqkit evaluate``; decoding real-time factor (decoding seconds per second
@@ -48,7 +50,7 @@ from ..nn.ctc import ctc_min_input_lengths
 from ..nn.frontend import SpecAugment
 from ..search import beam_search, ctc_prefix_beam_search, greedy_search
 from ..search.ctc_prefix_score import CTCPrefixScorer
-from ..search.lm_scorer import ArpaLM
+from ..search.lm_scorer import ArpaLM, MappedLMStepper, NeuralLMScorer
 from ..train.trainer import move_to
 from .base import Task
 
@@ -99,9 +101,11 @@ class ASRDecodeConfig:
     ctc_weight: float = 0.3  # joint decoding: weight of the CTC prefix score
     length_penalty: float = 0.0  # GNMT alpha for attention / joint beam search
     max_len_ratio: float = 1.0  # attention decoding: at most ratio * encoder frames + 5 tokens
-    lm: str | None = None  # ctc_beam: ARPA n-gram over words (e.g. `seqkit ngram` on train_text.txt)
+    lm: str | None = None  # shallow fusion: an ARPA n-gram over words (ctc_beam), or a seqkit
+    # language_model checkpoint over the output units (every method but ctc_greedy), e.g. the
+    # character LM of recipes/asr/an4/char_lm.yaml ("|" is the word boundary)
     lm_weight: float = 0.5
-    word_bonus: float = 0.0
+    word_bonus: float = 0.0  # ctc_beam: added per word
     batch_size: int = 32
 
 
@@ -259,15 +263,53 @@ class ASRTask(Task):
         )
 
     # ------------------------------------------------------------------ decoding
-    def _lm_scorer(self) -> ArpaLM | None:
+    def _load_lm(self):
+        """``None``, an :class:`ArpaLM`, or ``(RNNLM, {unit: LM id}, LM end id, LM unk id)``."""
         path = self.cfg.decode.lm
-        if path is None:
-            return None
-        if self._lm is None:
-            if not Path(path).is_file():
-                raise ConfigError(f"{self.cfg.source}: key 'decode.lm': file not found: {path}")
+        if path is None or self._lm is not None:
+            return self._lm
+        key = "decode.lm"
+        if not Path(path).is_file():
+            raise ConfigError(f"{self.cfg.source}: key '{key}': file not found: {path}")
+        if path.endswith(".arpa"):
             self._lm = ArpaLM.from_file(path)
+            return self._lm
+        from ..config import build_config
+        from ..tasks.lm import EOS as LM_EOS
+        from ..train.checkpoint import load_checkpoint
+        from .base import load_for_inference
+
+        raw = dict(load_checkpoint(path).get("config", {}))
+        raw.pop("source", None)
+        if raw.get("task") != "language_model":
+            raise ConfigError(f"{self.cfg.source}: key '{key}': {path} is a {raw.get('task')!r} checkpoint, "
+                              "not an ARPA file or a language_model checkpoint")
+        threads = torch.get_num_threads()
+        lm_task, lm_model = load_for_inference(build_config(raw, where=path), path)
+        torch.set_num_threads(threads)
+        lm_vocab = lm_task.vocab
+        v = self.vocab
+        # every unit but PAD (the blank), BOS and EOS; one the LM lacks is its <unk>
+        units = {unit: lm_vocab.index("|" if unit == " " else unit)
+                 for i, unit in enumerate(v.tokens) if i not in (v.pad_id, v.bos_id, v.eos_id)}
+        self._lm = (lm_model.lm, units, lm_vocab.index(LM_EOS), lm_vocab.unk_id)
         return self._lm
+
+    def _lm_stepper(self) -> MappedLMStepper | None:
+        """The neural LM as a beam-search scorer over this task's vocabulary."""
+        lm = self._load_lm()
+        if lm is None:
+            return None
+        if isinstance(lm, ArpaLM):
+            raise ConfigError(f"{self.cfg.source}: key 'decode.lm': an ARPA word LM fuses with ctc_beam only; "
+                              f"{self.cfg.decode.method!r} needs a language_model checkpoint over the output units")
+        model, units, eos, _ = lm
+        v = self.vocab
+        index = [-1] * len(v)
+        for unit, i in units.items():
+            index[v.index(unit)] = i
+        index[v.bos_id] = index[v.eos_id] = eos  # the LM's line boundary starts and ends
+        return MappedLMStepper(model, index)
 
     def decode(self, model, items: list[dict], method: str) -> list[str]:
         """Transcripts of ``items`` (dicts with normalised ``feats``) by ``method``."""
@@ -290,10 +332,15 @@ class ASRTask(Task):
                     hyps = model.ctc.greedy(model.ctc_log_probs(enc, enc_lengths), enc_lengths)
                 elif method == "ctc_beam":
                     lp = model.ctc_log_probs(enc, enc_lengths).float().cpu()
-                    lm = self._lm_scorer()
+                    lm = self._load_lm()
+                    unit = "word"
+                    if isinstance(lm, tuple):
+                        model_lm, units, eos, unk = lm
+                        lm = NeuralLMScorer(model_lm, bos=eos, eos=eos, vocab=units, unk=unk)
+                        unit = "token"
                     hyps = [
                         ctc_prefix_beam_search(lp[j], beam=dc.beam_size, blank=model.ctc.blank,
-                                               length=int(enc_lengths[j]), tokens=tokens, lm=lm,
+                                               length=int(enc_lengths[j]), tokens=tokens, lm=lm, lm_unit=unit,
                                                lm_weight=dc.lm_weight, word_bonus=dc.word_bonus,
                                                word_delimiter=delim, word_prefix=prefix, n_best=1)[0].tokens
                         for j in range(len(idx))
@@ -314,11 +361,15 @@ class ASRTask(Task):
             scorer = CTCPrefixScorer(model.ctc_log_probs(enc, enc_lengths), enc_lengths, blank=model.ctc.blank,
                                      eos=v.eos_id)
             ctc = (dc.ctc_weight, scorer, scorer.init_state())
-        if dc.beam_size <= 1 and ctc is None:
+        if dc.beam_size <= 1 and ctc is None and dc.lm is None:
             res = greedy_search(stepper, state, bos=v.bos_id, eos=v.eos_id, max_len=max_len, pad=v.pad_id)
             return [res.tokens[j, : int(res.lengths[j])].tolist() for j in range(enc.size(0))]
+        scorers = []
+        lm = self._lm_stepper()
+        if lm is not None:
+            scorers.append((dc.lm_weight, lm, lm.init_state(enc.size(0))))
         res = beam_search(stepper, state, beam=max(dc.beam_size, 1), bos=v.bos_id, eos=v.eos_id, max_len=max_len,
-                          length_penalty=dc.length_penalty, ctc=ctc)
+                          length_penalty=dc.length_penalty, ctc=ctc, scorers=scorers)
         return [sent[0].tokens for sent in res]
 
     # ------------------------------------------------------------------ evaluation
@@ -366,7 +417,7 @@ class ASRTask(Task):
                    "utterances": len(utts), "ref_words": w["ref_words"], "errors": w["errors"],
                    "decode_seconds": seconds, "audio_seconds": audio, "rtf": seconds / max(audio, 1e-9),
                    "threads": torch.get_num_threads()}
-        if method == "ctc_beam" and dc.lm:
+        if method != "ctc_greedy" and dc.lm:
             metrics.update(lm=dc.lm, lm_weight=dc.lm_weight, word_bonus=dc.word_bonus)
         if method == "joint":
             metrics["ctc_weight"] = dc.ctc_weight
