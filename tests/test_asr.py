@@ -18,10 +18,10 @@ import torch
 
 from seqkit.config import load_config
 from seqkit.data.audio import (
-    FbankOptions,
     FeatureCache,
+    FeatureOptions,
     GlobalCMVN,
-    fbank,
+    features,
     load_audio,
     speed_perturb,
     utterance_cmvn,
@@ -73,9 +73,9 @@ def test_corrupt_and_empty_audio_name_the_file(tmp_path):
 
 
 def test_fbank_shape_and_cmvn():
-    opts = FbankOptions(sample_rate=16000, n_mels=40)
+    opts = FeatureOptions(sample_rate=16000, n_mels=40)
     wave = torch.randn(16000)
-    feats = fbank(wave, opts)
+    feats = features(wave, opts)
     assert feats.shape == (1 + 16000 // opts.hop, 40)  # 101 frames of 10 ms
     norm = utterance_cmvn(feats)
     assert torch.allclose(norm.mean(0), torch.zeros(40), atol=1e-4)
@@ -96,7 +96,7 @@ def test_speed_perturb_changes_length():
 
 def test_feature_cache_reuses_and_invalidates(tmp_path, monkeypatch):
     utts = [Utterance(f"u{i}", str(_wav(tmp_path / f"u{i}.wav", 0.3, seed=i)), 0.3, "A", "s") for i in range(2)]
-    opts = FbankOptions(sample_rate=8000, n_mels=20)
+    opts = FeatureOptions(sample_rate=8000, n_mels=20)
     cache = FeatureCache(tmp_path / "cache")
     first = cache.features(utts, opts)
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
@@ -109,7 +109,7 @@ def test_feature_cache_reuses_and_invalidates(tmp_path, monkeypatch):
     again = cache.features(utts, opts)
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     with pytest.raises(AssertionError, match="recomputed"):  # another option: another key
-        cache.features(utts, FbankOptions(sample_rate=8000, n_mels=21))
+        cache.features(utts, FeatureOptions(sample_rate=8000, n_mels=21))
 
 
 # ---------------------------------------------------------------------------- manifests
@@ -274,7 +274,7 @@ def test_asr_overfits_two_utterances(tmp_path, an4_tiny):
                               model__encoder="blstm", model__enc_layers=1, model__enc_hidden=64,
                               decode__method="ctc_greedy", train__epochs=120, train__lr=0.01))
     summary = train(cfg, fresh=True)
-    assert summary["dev"]["wer"] == 0.0
+    assert summary["dev"]["wer"] == 0.0 and summary["dev"]["sentence_accuracy"] == 1.0
 
 
 def test_predict_cli_on_wav_list(tmp_path, an4_tiny):

@@ -6,7 +6,8 @@
   with :func:`torchaudio.functional.resample` (windowed sinc).
 * Features are log-mel filterbanks from :class:`torchaudio.transforms.MelSpectrogram`
   (25 ms Hann windows every 10 ms, power spectrum, ``log(mel + 1e-6)``), shape ``(T, n_mels)``
-  with ``T = 1 + samples // hop``.
+  with ``T = 1 + samples // hop``, or MFCCs (:class:`torchaudio.transforms.MFCC`, the DCT of
+  the log-mels), ``(T, n_mfcc)``.
 * CMVN: per utterance (:func:`utterance_cmvn`) or global, with statistics accumulated over the
   training set (:class:`GlobalCMVN`, stored in the checkpoint).
 * Speed perturbation (Ko et al. 2015, "Audio Augmentation for Speech Recognition", Kaldi's
@@ -37,10 +38,10 @@ from ..errors import DataError
 from .manifest import Utterance
 
 __all__ = [
-    "FbankOptions",
+    "FeatureOptions",
     "FeatureCache",
     "GlobalCMVN",
-    "fbank",
+    "features",
     "load_audio",
     "speed_perturb",
     "utterance_cmvn",
@@ -95,9 +96,11 @@ def speed_perturb(wave: Tensor, sample_rate: int, factor: float) -> Tensor:
 
 
 @dataclass(frozen=True)
-class FbankOptions:
+class FeatureOptions:
+    kind: str = "fbank"  # "fbank": log-mel filterbanks; "mfcc": MFCCs (DCT of the log-mels)
     sample_rate: int = 16000  # audio at another rate is resampled to this
     n_mels: int = 80
+    n_mfcc: int = 13  # mfcc only
     win_ms: float = 25.0
     hop_ms: float = 10.0
 
@@ -109,23 +112,33 @@ class FbankOptions:
     def win(self) -> int:
         return int(round(self.sample_rate * self.win_ms / 1000))
 
+    @property
+    def dim(self) -> int:
+        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
 
-_MEL: dict[FbankOptions, torchaudio.transforms.MelSpectrogram] = {}
+
+_TRANSFORMS: dict[FeatureOptions, torch.nn.Module] = {}
 
 
-def fbank(wave: Tensor, opts: FbankOptions) -> Tensor:
-    """Log-mel filterbank features: ``wave`` (N,) at ``opts.sample_rate`` -> (T, n_mels)."""
-    mel = _MEL.get(opts)
-    if mel is None:
+def features(wave: Tensor, opts: FeatureOptions) -> Tensor:
+    """Log-mel filterbanks or MFCCs: ``wave`` (N,) at ``opts.sample_rate`` -> (T, dim)."""
+    if opts.kind not in ("fbank", "mfcc"):
+        raise ValueError(f"feature kind must be 'fbank' or 'mfcc', got {opts.kind!r}")
+    tr = _TRANSFORMS.get(opts)
+    if tr is None:
         n_fft = 1 << (opts.win - 1).bit_length()  # next power of two
-        mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=opts.sample_rate, n_fft=n_fft, win_length=opts.win, hop_length=opts.hop,
-            n_mels=opts.n_mels, power=2.0, center=True,
-        )
-        _MEL[opts] = mel
+        mel = dict(n_fft=n_fft, win_length=opts.win, hop_length=opts.hop, n_mels=opts.n_mels, center=True)
+        if opts.kind == "mfcc":
+            tr = torchaudio.transforms.MFCC(sample_rate=opts.sample_rate, n_mfcc=opts.n_mfcc, log_mels=True,
+                                            melkwargs=mel)
+        else:
+            tr = torchaudio.transforms.MelSpectrogram(sample_rate=opts.sample_rate, power=2.0, **mel)
+        _TRANSFORMS[opts] = tr
     with torch.no_grad():
-        spec = mel(wave)  # (n_mels, T)
-    return torch.log(spec + 1e-6).T.contiguous()  # (T, n_mels)
+        out = tr(wave)  # (dim, T)
+    if opts.kind == "fbank":
+        out = torch.log(out + 1e-6)
+    return out.T.contiguous()  # (T, dim)
 
 
 def utterance_cmvn(feats: Tensor, eps: float = 1e-5) -> Tensor:
@@ -161,11 +174,11 @@ class GlobalCMVN:
         return cls(torch.tensor(d["mean"]), torch.tensor(d["std"]))
 
 
-def utterance_features(u: Utterance, opts: FbankOptions, speed: float = 1.0) -> Tensor:
+def utterance_features(u: Utterance, opts: FeatureOptions, speed: float = 1.0) -> Tensor:
     """Log-mel features (T, n_mels) of one manifest entry (its segment if it has one)."""
     wave, _ = load_audio(u.path, opts.sample_rate, u.start, u.end)
     wave = speed_perturb(wave, opts.sample_rate, speed)
-    return fbank(wave, opts)
+    return features(wave, opts)
 
 
 class FeatureCache:
@@ -180,7 +193,7 @@ class FeatureCache:
         self.dir = None if cache_dir is None else Path(cache_dir)
 
     @staticmethod
-    def key(utts: Sequence[Utterance], opts: FbankOptions, speed: float) -> str:
+    def key(utts: Sequence[Utterance], opts: FeatureOptions, speed: float) -> str:
         h = hashlib.sha1(json.dumps([asdict(opts), speed]).encode())
         for u in utts:
             try:
@@ -191,7 +204,7 @@ class FeatureCache:
             h.update(json.dumps([u.id, u.path, u.start, u.end, stamp]).encode())
         return h.hexdigest()[:16]
 
-    def features(self, utts: Sequence[Utterance], opts: FbankOptions, speed: float = 1.0,
+    def features(self, utts: Sequence[Utterance], opts: FeatureOptions, speed: float = 1.0,
                  name: str = "feats") -> list[Tensor]:
         """(T_i, n_mels) float32 features of ``utts`` in order (from the cache when present)."""
         path = None

@@ -23,7 +23,8 @@ speller); ``joint`` (attention beam search with the CTC prefix score weighted
 (a ``language_model`` checkpoint over the same characters, ``|`` for the space) with any
 beam method.  Dev evaluations during training use ``decode.eval_method``.
 
-Metrics: WER and CER (jiwer), with the worst utterances' alignments written next to the
+Metrics: WER and CER (jiwer), sentence accuracy (the share of utterances recognised
+exactly: digit accuracy for isolated digits), with the worst utterances' alignments written next to the
 hypotheses by ``seqkit evaluate``; decoding real-time factor (decoding seconds per second
 of audio, features precomputed).  ``seqkit predict`` reads audio paths (one per line) and
 prints one transcript per path.
@@ -40,7 +41,14 @@ from typing import Literal
 import torch
 
 from ..data import BOS, EOS, PAD, UNK, Vocab, pad_sequences
-from ..data.audio import FbankOptions, FeatureCache, GlobalCMVN, fbank, load_audio, utterance_cmvn
+from ..data.audio import (
+    FeatureCache,
+    FeatureOptions,
+    GlobalCMVN,
+    features,
+    load_audio,
+    utterance_cmvn,
+)
 from ..data.manifest import Utterance, read_manifest
 from ..data.tokenizers import SentencePieceTokenizer, tokenizer_from_dict
 from ..errors import ConfigError, DataError, Skips
@@ -63,7 +71,9 @@ class ASRDataConfig:
     sp_vocab_size: int = 100
     lowercase: bool = False
     sample_rate: int = 16000
+    features: Literal["fbank", "mfcc"] = "fbank"
     n_mels: int = 80
+    n_mfcc: int = 13  # features: mfcc
     cmvn: Literal["global", "utterance", "none"] = "global"
     speed_perturb: list[float] = field(default_factory=lambda: [1.0])
     cache_dir: str | None = None  # None: features are kept in memory only
@@ -151,8 +161,9 @@ class ASRTask(Task):
         return " ".join("".join(toks).split())
 
     @property
-    def fbank_options(self) -> FbankOptions:
-        return FbankOptions(sample_rate=self.cfg.data.sample_rate, n_mels=self.cfg.data.n_mels)
+    def feature_options(self) -> FeatureOptions:
+        d = self.cfg.data
+        return FeatureOptions(kind=d.features, sample_rate=d.sample_rate, n_mels=d.n_mels, n_mfcc=d.n_mfcc)
 
     # ------------------------------------------------------------------ state
     def _manifest(self, path: str, key: str) -> list[Utterance]:
@@ -185,7 +196,7 @@ class ASRTask(Task):
     # ------------------------------------------------------------------ features
     def _features(self, utts: list[Utterance], speed: float, name: str) -> list[torch.Tensor]:
         cache = FeatureCache(self.cfg.data.cache_dir)
-        return cache.features(utts, self.fbank_options, speed, name=name)
+        return cache.features(utts, self.feature_options, speed, name=name)
 
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
         mode = self.cfg.data.cmvn
@@ -257,7 +268,7 @@ class ASRTask(Task):
         if m.specaugment:
             spec = SpecAugment(m.freq_masks, m.freq_width, m.time_masks, m.time_width)
         return ASRModel(
-            self.cfg.data.n_mels, len(self.vocab), m.front, m.stack, m.conv_channels, m.encoder, m.enc_hidden,
+            self.feature_options.dim, len(self.vocab), m.front, m.stack, m.conv_channels, m.encoder, m.enc_hidden,
             m.enc_layers, m.reductions, m.dropout, m.ctc_weight, m.emb_dim, m.dec_hidden, m.dec_layers, m.attention,
             m.label_smoothing, spec, pad_id=self.vocab.pad_id,
         )
@@ -412,7 +423,9 @@ class ASRTask(Task):
         w = wer(refs, hyps, worst=10)
         c = cer(refs, hyps, worst=0)
         audio = sum(u.duration for u in utts)
-        metrics = {"wer": w["score"], "cer": c["score"], "loss": self.dev_loss(model, items), "method": method,
+        exact = sum(" ".join(h.split()) == r for h, r in zip(hyps, refs))
+        metrics = {"wer": w["score"], "cer": c["score"], "sentence_accuracy": exact / max(len(refs), 1),
+                   "loss": self.dev_loss(model, items), "method": method,
                    "beam": dc.beam_size if method != "ctc_greedy" else 1,
                    "utterances": len(utts), "ref_words": w["ref_words"], "errors": w["errors"],
                    "decode_seconds": seconds, "audio_seconds": audio, "rtf": seconds / max(audio, 1e-9),
@@ -451,7 +464,7 @@ class ASRTask(Task):
                 wave, _ = load_audio(path, self.cfg.data.sample_rate)
             except DataError as e:
                 raise DataError(f"input line {n + 1}: {e}") from None
-            items.append({"feats": self.normalize(fbank(wave, self.fbank_options))})
+            items.append({"feats": self.normalize(features(wave, self.feature_options))})
             where.append(n)
         out = [""] * len(lines)
         for n, text in zip(where, self.decode(model, items, self.cfg.decode.method)):
