@@ -32,6 +32,9 @@ Outputs in ``OUT``:
   durations + sum of the gaps.  Deterministic for a given ``--seed``: each fold and side
   draws from its own generator seeded by (seed, crc32(held-out speaker), side), so a fold's
   data does not depend on which other speakers exist.  ``0`` turns a side off;
+* ``aw2v/train.jsonl`` / ``aw2v/dev.jsonl``: the audio word2vec split (every recording is one
+  word): dev = ``--aw2v-dev-speakers`` (default nicolas, yweweler), train = the others; not
+  written (noted in ``stats.json``) when those speakers are absent;
 * ``stats.json``: counts of ``all`` (utterances, speakers, minutes, per speaker and per
   digit) and a summary of every fold.
 
@@ -74,6 +77,9 @@ REPO = "Jakobovski/free-spoken-digit-dataset"
 COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
 URL = f"https://github.com/{REPO}/archive/{COMMIT}.tar.gz"
 WORDS = ("ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE")
+# audio word2vec: segments of these speakers are the unseen-speaker dev set (French and German
+# accents; training keeps the Greek-accented and the US speaker)
+AW2V_DEV_SPEAKERS = ("nicolas", "yweweler")
 MIN_DIGITS, MAX_DIGITS = 2, 5
 MIN_GAP, MAX_GAP = 0.05, 0.3
 
@@ -174,7 +180,8 @@ def _seq_stats(utts: Sequence[Utterance]) -> dict:
 
 def prepare(out: str | Path, src: str | Path | None = None, connected_train: int = 1500,
             connected_dev: int = 300, seed: int = 0, fetch: Fetch | None = None,
-            timeout: float = DEFAULT_TIMEOUT, log=None) -> dict:
+            timeout: float = DEFAULT_TIMEOUT, log=None,
+            aw2v_dev: Sequence[str] = AW2V_DEV_SPEAKERS) -> dict:
     """Read (or download) FSDD, write ``all.jsonl``, the folds and ``stats.json``; returns the stats."""
     if connected_train < 0 or connected_dev < 0 or seed < 0:
         raise SeqkitError("--connected-train, --connected-dev and --seed must be >= 0")
@@ -225,8 +232,25 @@ def prepare(out: str | Path, src: str | Path | None = None, connected_train: int
                 fst[f"connected_{side}"] = _seq_stats(conn)
         write_json(fold / "stats.json", fst)
         st["folds"][f"heldout_{spk}"] = fst
+    _write_aw2v_split(out, utts, speakers, aw2v_dev, st)
     write_json(out / "stats.json", st)
     return st
+
+
+def _write_aw2v_split(out: Path, utts: Sequence[Utterance], speakers: list[str], dev_speakers: Sequence[str],
+                      st: dict) -> None:
+    """``OUT/aw2v/{train,dev}.jsonl``: the audio word2vec split, ``dev_speakers`` unseen in training."""
+    missing = sorted(set(dev_speakers) - set(speakers))
+    if not dev_speakers or missing or set(dev_speakers) >= set(speakers):
+        st["aw2v"] = {"written": False, "reason": f"dev speakers {list(dev_speakers)} missing {missing} "
+                                                  f"or leaving no training speaker (have {speakers})"}
+        return
+    train = [u for u in utts if u.speaker not in dev_speakers]
+    dev = [u for u in utts if u.speaker in dev_speakers]
+    write_manifest(out / "aw2v" / "train.jsonl", train)
+    write_manifest(out / "aw2v" / "dev.jsonl", dev)
+    st["aw2v"] = {"written": True, "dev_speakers": sorted(dev_speakers), "train": _seq_stats(train),
+                  "dev": _seq_stats(dev)}
 
 
 def main(argv: Sequence[str] | None = None, *, fetch: Fetch | None = None) -> int:
@@ -240,11 +264,15 @@ def main(argv: Sequence[str] | None = None, *, fetch: Fetch | None = None) -> in
                    help="connected-digit dev utterances per fold (default 300; 0: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the connected-digit generator")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="download timeout (s)")
+    p.add_argument("--aw2v-dev-speakers", default=",".join(AW2V_DEV_SPEAKERS), metavar="A,B",
+                   help="speakers of the audio word2vec dev split aw2v/dev.jsonl (the others train; "
+                        f"default {','.join(AW2V_DEV_SPEAKERS)})")
     args = p.parse_args(argv)
 
     def body() -> None:
         st = prepare(args.out, args.src, args.connected_train, args.connected_dev, args.seed,
-                     fetch=fetch, timeout=args.timeout, log=_stderr)
+                     fetch=fetch, timeout=args.timeout, log=_stderr,
+                     aw2v_dev=[x for x in args.aw2v_dev_speakers.split(",") if x])
         a = st["all"]
         per = ", ".join(f"{s} {v['utterances']} / {v['minutes']:.2f} min" for s, v in a["per_speaker"].items())
         print(f"all: {a['utterances']} recordings, {a['speakers']} speakers, {a['minutes']:.2f} min "

@@ -13,6 +13,7 @@ from seqkit.nn.attention import (
     build_attention,
     masked_softmax,
 )
+from seqkit.nn.autoencoder import SequenceAutoencoder, corrupt_features
 from seqkit.nn.cells import (
     ElmanCell,
     GRUCell,
@@ -91,6 +92,7 @@ __all__ = [
     "PointerNetwork",
     "PyramidalEncoder",
     "RNNEncoder",
+    "SequenceAutoencoder",
     "SequencePooling",
     "SpecAugment",
     "WeightDropGRU",
@@ -101,6 +103,7 @@ __all__ = [
     "check_ctc_lengths",
     "collate_copy_batch",
     "concat_adjacent_frames",
+    "corrupt_features",
     "ctc_greedy_decode",
     "ctc_loss",
     "ctc_min_input_lengths",

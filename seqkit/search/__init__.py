@@ -13,6 +13,7 @@ from seqkit.search.beam import (
     gnmt_length_penalty,
     greedy_search,
 )
+from seqkit.search.ctc_align import WordSegment, ctc_word_segments
 from seqkit.search.ctc_decoder import (
     CTCHypothesis,
     ctc_prefix_beam_search,
@@ -34,9 +35,11 @@ __all__ = [
     "NeuralLMState",
     "State",
     "Stepper",
+    "WordSegment",
     "beam_search",
     "beam_search_per_sentence",
     "ctc_prefix_beam_search",
+    "ctc_word_segments",
     "ctc_prefix_beam_search_batch",
     "expand_state",
     "gnmt_length_penalty",

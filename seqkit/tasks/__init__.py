@@ -17,6 +17,7 @@ TASKS = {
     "text_classification": "seqkit.tasks.classification:TextClassificationTask",
     "translation": "seqkit.tasks.translation:TranslationTask",
     "asr": "seqkit.tasks.asr:ASRTask",
+    "audio_word2vec": "seqkit.tasks.audio_word2vec:AudioWord2VecTask",
 }
 
 
