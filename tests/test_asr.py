@@ -239,6 +239,10 @@ def test_asr_task_trains_evaluates_and_predicts(tmp_path, an4_tiny):
     hyp = (exp / "dev.hyp").read_text().splitlines()
     assert len(hyp) == len(read_manifest(an4_tiny / "dev.jsonl"))
     assert (exp / "dev.worst.txt").read_text().startswith("WER ")
+    from seqkit.metrics import wer
+
+    refs = (exp / "dev.ref").read_text().splitlines()
+    assert wer(refs, hyp)["score"] == pytest.approx(summary["dev"]["wer"])  # what `seqkit score wer` computes
     for method in ("ctc_greedy", "ctc_beam", "attention"):
         m = evaluate(load_config(_config(tmp_path, an4_tiny), [f"decode.method={method}"]))
         assert m["method"] == method and 0 <= m["cer"]
@@ -345,3 +349,13 @@ def test_asr_decoding_with_char_rnn_lm_and_word_ngram(tmp_path, an4_tiny):
     assert zero["wer"] == base["ctc_beam"]["wer"]  # weight 0: the plain beam search's result
     with pytest.raises(ConfigError, match="ARPA word LM fuses with ctc_beam only"):
         evaluate(load_config(asr_cfg, ["decode.method=joint", f"decode.lm={arpa}"]))
+
+
+def test_sentencepiece_units(tmp_path, an4_tiny):
+    from seqkit.tasks.base import evaluate, train
+
+    cfg_path = _config(tmp_path, an4_tiny, data__units="sentencepiece", data__sp_vocab_size=20, train__epochs=1)
+    summary = train(load_config(cfg_path), fresh=True)
+    assert (tmp_path / "exp" / "spm.model").exists() and "wer" in summary["dev"]
+    for method in ("ctc_beam", "joint"):
+        assert evaluate(load_config(cfg_path, [f"decode.method={method}"]))["method"] == method

@@ -23,11 +23,12 @@ speller); ``joint`` (attention beam search with the CTC prefix score weighted
 (a ``language_model`` checkpoint over the same characters, ``|`` for the space) with any
 beam method.  Dev evaluations during training use ``decode.eval_method``.
 
-Metrics: WER and CER (jiwer), sentence accuracy (the share of utterances recognised
-exactly: digit accuracy for isolated digits), with the worst utterances' alignments written next to the
-hypotheses by ``seqkit evaluate``; decoding real-time factor (decoding seconds per second
-of audio, features precomputed).  ``seqkit predict`` reads audio paths (one per line) and
-prints one transcript per path.
+Metrics: WER and CER (jiwer); sentence accuracy (the share of utterances recognised exactly:
+digit accuracy for isolated digits); the decoding real-time factor (decoding seconds per
+second of audio, features precomputed).  ``seqkit evaluate`` also writes ``dev.hyp``,
+``dev.ref`` and ``dev.ids`` (one line per utterance, so ``seqkit score wer --ref dev.ref --hyp
+dev.hyp`` gives the same WER) and ``dev.worst.txt`` (alignments of the worst utterances).
+``seqkit predict`` reads audio paths (one per line) and prints one transcript per path.
 """
 
 from __future__ import annotations
@@ -437,10 +438,10 @@ class ASRTask(Task):
         if out_prefix is not None:
             out_prefix = Path(out_prefix)
             out_prefix.parent.mkdir(parents=True, exist_ok=True)
-            Path(f"{out_prefix}.hyp").write_text("".join(f"{h} ({u.id})\n" for h, u in zip(hyps, utts)),
-                                                 encoding="utf-8")
-            Path(f"{out_prefix}.ref").write_text("".join(f"{r} ({u.id})\n" for r, u in zip(refs, utts)),
-                                                 encoding="utf-8")
+            # one line per utterance in manifest order (seqkit score wer --ref .ref --hyp .hyp)
+            Path(f"{out_prefix}.hyp").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+            Path(f"{out_prefix}.ref").write_text("".join(r + "\n" for r in refs), encoding="utf-8")
+            Path(f"{out_prefix}.ids").write_text("".join(u.id + "\n" for u in utts), encoding="utf-8")
             Path(f"{out_prefix}.worst.txt").write_text(self._worst_report(w, utts), encoding="utf-8")
         return metrics
 
