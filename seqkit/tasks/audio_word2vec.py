@@ -134,17 +134,24 @@ class AudioWord2VecTask(Task):
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def embed(self, model, items: list[dict], batch_size: int = 128) -> tuple[np.ndarray, float]:
-        """(N, E) embeddings of ``items`` (in order) and the summed reconstruction loss * n."""
+    def embed(self, model, items: list[dict], batch_size: int = 128,
+              with_loss: bool = False) -> tuple[np.ndarray, float]:
+        """(N, E) embeddings of ``items`` (in order), and with ``with_loss`` the summed
+        reconstruction loss times frames (the decoder runs only then)."""
         device = next(model.parameters()).device
         out = np.zeros((len(items), model.emb_dim), dtype=np.float32)
         order = sorted(range(len(items)), key=lambda i: items[i]["feats"].size(0))
         total = 0.0
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            res = model(move_to(self.collate([items[i] for i in idx]), device))
-            out[idx] = res["embedding"].float().cpu().numpy()
-            total += float(res["loss"]) * res["n"]
+            batch = move_to(self.collate([items[i] for i in idx]), device)
+            if with_loss:
+                res = model(batch)
+                emb = res["embedding"]
+                total += float(res["loss"]) * res["n"]
+            else:
+                emb = model.embed(batch["x"], batch["lengths"])  # (B, E): the encoder only
+            out[idx] = emb.float().cpu().numpy()
         return out, total
 
     def _dev(self, path: str, key: str):
@@ -160,12 +167,13 @@ class AudioWord2VecTask(Task):
         utts, items = self._dev(path, "data.dev" if split is None else "split")
         labels = [u.text for u in utts]
         t0 = time.perf_counter()
-        emb, total = self.embed(model, items)
+        emb, _ = self.embed(model, items)
         t1 = time.perf_counter()
         sim = cosine_similarity_matrix(emb)
         q = qbe_map(sim, labels)
         sd = same_different_ap(sim, labels)
         t2 = time.perf_counter()
+        _, total = self.embed(model, items, with_loss=True)
         frames = sum(it["feats"].size(0) for it in items)
         metrics = {"map": q["map"], "sd_ap": sd["ap"], "loss": total / max(frames, 1),
                    "segments": len(utts), "words": len(set(labels)), "speakers": len({u.speaker for u in utts}),
