@@ -61,11 +61,11 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from data_prep._common import DEFAULT_TIMEOUT, Fetch  # noqa: E402
-from data_prep.an4 import (  # noqa: E402
+from data_prep._speech import (  # noqa: E402
     _stderr,
     audio_info,
     check_out,
-    download_tarball,
+    resolve_source,
     run_cli,
     split_stats,
     write_json,
@@ -186,14 +186,8 @@ def prepare(out: str | Path, src: str | Path | None = None, connected_train: int
     if connected_train < 0 or connected_dev < 0 or seed < 0:
         raise SeqkitError("--connected-train, --connected-dev and --seed must be >= 0")
     out = check_out(out)
-    if src is None:
-        source = download_tarball(URL, out / "raw" / f"free-spoken-digit-dataset-{COMMIT}", fetch, timeout, log)
-        root = Path(source["dir"])
-    else:
-        root = Path(src)
-        if not root.is_dir():
-            raise SeqkitError(f"--src is not a directory: {root}")
-        source = {"kind": "local", "path": str(root.resolve())}
+    root, source = resolve_source(src, URL, out / "raw" / f"free-spoken-digit-dataset-{COMMIT}", fetch, timeout,
+                                  log)
     utts, rates = scan(recordings_dir(root))
     speakers = sorted({u.speaker for u in utts})
     if len(speakers) < 2:

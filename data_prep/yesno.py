@@ -40,11 +40,11 @@ if __package__ in (None, ""):  # run as a file: make data_prep and seqkit import
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_prep._common import DEFAULT_TIMEOUT, Fetch  # noqa: E402
-from data_prep.an4 import (  # noqa: E402
+from data_prep._speech import (  # noqa: E402
     _stderr,
     audio_info,
     check_out,
-    download_tarball,
+    resolve_source,
     run_cli,
     split_stats,
     write_json,
@@ -86,14 +86,7 @@ def prepare(out: str | Path, src: str | Path | None = None, dev_files: int = DEF
             fetch: Fetch | None = None, timeout: float = DEFAULT_TIMEOUT, log=None) -> dict:
     """Read (or download) YESNO, split, write ``out``; returns the stats."""
     out = check_out(out)
-    if src is None:
-        source = download_tarball(URL, out / "raw" / "waves_yesno", fetch, timeout, log)
-        root = Path(source["dir"])
-    else:
-        root = Path(src)
-        if not root.is_dir():
-            raise SeqkitError(f"--src is not a directory: {root}")
-        source = {"kind": "local", "path": str(root.resolve())}
+    root, source = resolve_source(src, URL, out / "raw" / "waves_yesno", fetch, timeout, log)
     utts = scan(waves_dir(root))
     if not 1 <= dev_files < len(utts):
         raise SeqkitError(f"--dev-files must be between 1 and {len(utts) - 1} "

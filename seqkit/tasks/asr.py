@@ -43,14 +43,11 @@ import torch
 
 from ..data import BOS, EOS, PAD, UNK, Vocab, pad_sequences
 from ..data.audio import (
-    FeatureCache,
-    FeatureOptions,
     GlobalCMVN,
     features,
     load_audio,
-    utterance_cmvn,
 )
-from ..data.manifest import Utterance, read_manifest
+from ..data.manifest import Utterance
 from ..data.tokenizers import SentencePieceTokenizer, tokenizer_from_dict
 from ..errors import ConfigError, DataError, Skips
 from ..metrics import cer, wer
@@ -61,7 +58,7 @@ from ..search import beam_search, ctc_prefix_beam_search, greedy_search
 from ..search.ctc_prefix_score import CTCPrefixScorer
 from ..search.lm_scorer import ArpaLM, MappedLMStepper, NeuralLMScorer
 from ..train.trainer import move_to
-from .base import Task
+from .audio import AudioTask
 
 
 @dataclass
@@ -120,7 +117,7 @@ class ASRDecodeConfig:
     batch_size: int = 32
 
 
-class ASRTask(Task):
+class ASRTask(AudioTask):
     name = "asr"
     DataConfig = ASRDataConfig
     ModelConfig = ASRModelConfig
@@ -130,7 +127,6 @@ class ASRTask(Task):
         super().__init__(cfg)
         self.vocab: Vocab | None = None
         self.sp = None
-        self.cmvn: GlobalCMVN | None = None
         self._dev_cache: tuple | None = None
         self._lm: ArpaLM | None = None
         m, dc = cfg.model, cfg.decode
@@ -161,16 +157,7 @@ class ASRTask(Task):
             return self.sp.decode(toks)
         return " ".join("".join(toks).split())
 
-    @property
-    def feature_options(self) -> FeatureOptions:
-        d = self.cfg.data
-        return FeatureOptions(kind=d.features, sample_rate=d.sample_rate, n_mels=d.n_mels, n_mfcc=d.n_mfcc)
-
     # ------------------------------------------------------------------ state
-    def _manifest(self, path: str, key: str) -> list[Utterance]:
-        self.check_file(key, path)
-        return read_manifest(path)
-
     def build_state(self) -> None:
         d = self.cfg.data
         utts = self._manifest(d.train, "data.train")
@@ -180,9 +167,7 @@ class ASRTask(Task):
             self.sp = SentencePieceTokenizer.train(texts=texts, model_prefix=out / "spm", vocab_size=d.sp_vocab_size,
                                                    model_type="unigram", seed=self.cfg.train.seed)
         self.vocab = Vocab.build([self.units(t) for t in texts], 1, None, (PAD, UNK, BOS, EOS))
-        if d.cmvn == "global":
-            feats = self._features(utts, 1.0, "train")
-            self.cmvn = GlobalCMVN.fit(feats)
+        self.fit_cmvn(utts, "train")
         print(f"asr: {len(utts)} training utterances, {len(self.vocab)} {d.units} units", file=sys.stderr)
 
     def state_dict(self) -> dict:
@@ -195,20 +180,6 @@ class ASRTask(Task):
         self.cmvn = None if state["cmvn"] is None else GlobalCMVN.from_dict(state["cmvn"])
 
     # ------------------------------------------------------------------ features
-    def _features(self, utts: list[Utterance], speed: float, name: str) -> list[torch.Tensor]:
-        cache = FeatureCache(self.cfg.data.cache_dir)
-        return cache.features(utts, self.feature_options, speed, name=name)
-
-    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
-        mode = self.cfg.data.cmvn
-        if mode == "utterance":
-            return utterance_cmvn(feats)
-        if mode == "global":
-            if self.cmvn is None:
-                raise ConfigError(f"{self.cfg.source}: key 'data.cmvn': global statistics are missing")
-            return self.cmvn(feats)
-        return feats
-
     def collate(self, items: list[dict]) -> dict:
         feats = [it["feats"] for it in items]
         lengths = torch.tensor([f.size(0) for f in feats])
@@ -225,7 +196,7 @@ class ASRTask(Task):
     def _items(self, utts: list[Utterance], speed: float, name: str, skips: Skips | None,
                manifest: str) -> list[dict]:
         """Encoded examples; with ``skips``, drop (and count) the ones CTC cannot fit."""
-        feats = self._features(utts, speed, name)
+        feats = self._features(utts, name, speed)
         d, m = self.cfg.data, self.cfg.model
         k = self._reduction()
         items = []

@@ -24,14 +24,13 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..data.audio import FeatureCache, FeatureOptions, GlobalCMVN, load_audio, utterance_cmvn
+from ..data.audio import GlobalCMVN, load_audio
 from ..data.audio import features as compute_features
-from ..data.manifest import Utterance, read_manifest
-from ..errors import ConfigError, DataError, Skips
+from ..errors import DataError, Skips
 from ..metrics.retrieval import cosine_similarity_matrix, qbe_map, same_different_ap
 from ..models.audio_word2vec import SegmentAutoencoder
 from ..train.trainer import move_to
-from .base import Task
+from .audio import AudioTask
 
 
 @dataclass
@@ -60,44 +59,20 @@ class AW2VModelConfig:
     dropout: float = 0.0
 
 
-class AudioWord2VecTask(Task):
+class AudioWord2VecTask(AudioTask):
     name = "audio_word2vec"
     DataConfig = AW2VDataConfig
     ModelConfig = AW2VModelConfig
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.cmvn: GlobalCMVN | None = None
         self._dev_cache: tuple | None = None
-
-    @property
-    def feature_options(self) -> FeatureOptions:
-        d = self.cfg.data
-        return FeatureOptions(kind=d.features, sample_rate=d.sample_rate, n_mels=d.n_mels, n_mfcc=d.n_mfcc)
-
-    def _manifest(self, path: str, key: str) -> list[Utterance]:
-        self.check_file(key, path)
-        return read_manifest(path)
-
-    def _features(self, utts: list[Utterance], name: str) -> list[torch.Tensor]:
-        return FeatureCache(self.cfg.data.cache_dir).features(utts, self.feature_options, name=name)
-
-    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
-        mode = self.cfg.data.cmvn
-        if mode == "utterance":
-            return utterance_cmvn(feats)
-        if mode == "global":
-            if self.cmvn is None:
-                raise ConfigError(f"{self.cfg.source}: key 'data.cmvn': global statistics are missing")
-            return self.cmvn(feats)
-        return feats
 
     # ------------------------------------------------------------------ state
     def build_state(self) -> None:
         d = self.cfg.data
         utts = self._manifest(d.train, "data.train")
-        if d.cmvn == "global":
-            self.cmvn = GlobalCMVN.fit(self._features(utts, "aw2v-train"))
+        self.fit_cmvn(utts, "aw2v-train")
         print(f"audio_word2vec: {len(utts)} training segments, {len({u.text for u in utts})} words",
               file=sys.stderr)
 
