@@ -44,12 +44,10 @@ import torch
 from ..data import BOS, EOS, PAD, UNK, Vocab, pad_sequences
 from ..data.audio import (
     GlobalCMVN,
-    features,
-    load_audio,
 )
 from ..data.manifest import Utterance
 from ..data.tokenizers import SentencePieceTokenizer, tokenizer_from_dict
-from ..errors import ConfigError, DataError, Skips
+from ..errors import ConfigError, Skips
 from ..metrics import cer, wer
 from ..models.asr import ASRModel
 from ..nn.ctc import ctc_min_input_lengths
@@ -426,18 +424,9 @@ class ASRTask(AudioTask):
         return "\n".join(lines)
 
     def predict(self, model, lines: list[str]) -> list[str]:
-        """One transcript per audio path (a line); an empty line gives an empty line."""
-        items, where = [], []
-        for n, line in enumerate(lines):
-            path = line.strip()
-            if not path:
-                continue
-            try:
-                wave, _ = load_audio(path, self.cfg.data.sample_rate)
-            except DataError as e:
-                raise DataError(f"input line {n + 1}: {e}") from None
-            items.append({"feats": self.normalize(features(wave, self.feature_options))})
-            where.append(n)
+        """One transcript per ``path`` or ``path start end`` line; an empty line gives an
+        empty line."""
+        items, where = self.input_items(lines)
         out = [""] * len(lines)
         for n, text in zip(where, self.decode(model, items, self.cfg.decode.method)):
             out[n] = text

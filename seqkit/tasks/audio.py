@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import torch
 
-from ..data.audio import FeatureCache, FeatureOptions, GlobalCMVN, utterance_cmvn
+from ..data.audio import (
+    FeatureCache,
+    FeatureOptions,
+    GlobalCMVN,
+    features,
+    load_audio,
+    utterance_cmvn,
+)
 from ..data.manifest import Utterance, read_manifest
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .base import Task
 
 
@@ -46,3 +53,30 @@ class AudioTask(Task):
                 raise ConfigError(f"{self.cfg.source}: key 'data.cmvn': global statistics are missing")
             return self.cmvn(feats)
         return feats
+
+    def input_items(self, lines: list[str]) -> tuple[list[dict], list[int]]:
+        """``seqkit predict`` input: one ``path`` or ``path start end`` (seconds) per line.
+
+        Returns the normalised features (``{"feats": (T, F)}``) of the non-empty lines and
+        their line indices.  A file that cannot be read is a :class:`DataError` naming the
+        input line and the file.
+        """
+        items, where = [], []
+        for n, line in enumerate(lines):
+            path, start, end = line.strip(), None, None
+            if not path:
+                continue
+            parts = path.rsplit(maxsplit=2)
+            if len(parts) == 3:
+                try:
+                    start, end = float(parts[1]), float(parts[2])
+                    path = parts[0]
+                except ValueError:  # a path with spaces, no segment
+                    pass
+            try:
+                wave, _ = load_audio(path, self.cfg.data.sample_rate, start, end)
+            except DataError as e:
+                raise DataError(f"input line {n + 1}: {e}") from None
+            items.append({"feats": self.normalize(features(wave, self.feature_options))})
+            where.append(n)
+        return items, where

@@ -24,9 +24,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..data.audio import GlobalCMVN, load_audio
-from ..data.audio import features as compute_features
-from ..errors import DataError, Skips
+from ..data.audio import GlobalCMVN
+from ..errors import Skips
 from ..metrics.retrieval import cosine_similarity_matrix, qbe_map, same_different_ap
 from ..models.audio_word2vec import SegmentAutoencoder
 from ..train.trainer import move_to
@@ -159,21 +158,8 @@ class AudioWord2VecTask(AudioTask):
         return metrics
 
     def predict(self, model, lines: list[str]) -> list[str]:
-        """One embedding (space-separated floats) per ``path [start end]`` line."""
-        items, where = [], []
-        for n, line in enumerate(lines):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) not in (1, 3):
-                raise DataError("expected 'path' or 'path start end'", "<input>", n + 1)
-            start, end = (float(parts[1]), float(parts[2])) if len(parts) == 3 else (None, None)
-            try:
-                wave, _ = load_audio(parts[0], self.cfg.data.sample_rate, start, end)
-            except DataError as e:
-                raise DataError(f"input line {n + 1}: {e}") from None
-            items.append({"feats": self.normalize(compute_features(wave, self.feature_options))})
-            where.append(n)
+        """One embedding (space-separated floats) per ``path`` or ``path start end`` line."""
+        items, where = self.input_items(lines)
         out = [""] * len(lines)
         if items:
             emb, _ = self.embed(model, items)
