@@ -126,7 +126,7 @@ class ASRTask(AudioTask):
         self.vocab: Vocab | None = None
         self.sp = None
         self._dev_cache: tuple | None = None
-        self._lm: ArpaLM | None = None
+        self._lm: ArpaLM | tuple | None = None  # see _load_lm
         m, dc = cfg.model, cfg.decode
         needs = {"ctc_greedy": "ctc", "ctc_beam": "ctc", "attention": "att", "joint": "both"}
         for key, method in (("decode.method", dc.method), ("decode.eval_method", dc.eval_method)):
