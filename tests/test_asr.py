@@ -359,3 +359,20 @@ def test_sentencepiece_units(tmp_path, an4_tiny):
     assert (tmp_path / "exp" / "spm.model").exists() and "wer" in summary["dev"]
     for method in ("ctc_beam", "joint"):
         assert evaluate(load_config(cfg_path, [f"decode.method={method}"]))["method"] == method
+
+
+def test_word_units(tmp_path, an4_tiny):
+    from seqkit.tasks.base import evaluate, train
+
+    cfg_path = _config(tmp_path, an4_tiny, data__units="word", train__epochs=1, model__ctc_weight=1.0,
+                       decode__method="ctc_beam")
+    summary = train(load_config(cfg_path), fresh=True)
+    assert summary["dev"]["method"] == "ctc_beam"
+    from seqkit.tasks import get_task
+
+    task = get_task("asr")(load_config(cfg_path))
+    task.build_state()
+    assert task.units("Z EIGHT OH TWO") == ["Z", "EIGHT", "OH", "TWO"]
+    words = task.vocab.tokens[4:6]  # two training words (after the specials)
+    assert all(" " not in w for w in words) and task.detok(task.vocab.encode(words)) == " ".join(words)
+    assert evaluate(load_config(cfg_path, ["decode.method=ctc_greedy"]))["method"] == "ctc_greedy"

@@ -8,7 +8,8 @@ first run computes them.  ``data.speed_perturb`` adds copies of the training set
 speeds (Ko et al. 2015).  Normalisation is per utterance or global (statistics of the
 training set, stored in the checkpoint).
 
-Units: characters (``data.units: char``; the space is a unit) or SentencePiece pieces
+Units: characters (``data.units: char``; the space is a unit), whole words (``word``: for
+small closed vocabularies such as digits) or SentencePiece pieces
 (``sentencepiece``, trained on the training transcripts, stored in the checkpoint).
 
 Training utterances that no CTC alignment can fit (fewer encoder frames than labels plus
@@ -63,7 +64,7 @@ from .audio import AudioTask
 class ASRDataConfig:
     train: str = "data/an4/train.jsonl"
     dev: str = "data/an4/dev.jsonl"
-    units: Literal["char", "sentencepiece"] = "char"
+    units: Literal["char", "sentencepiece", "word"] = "char"  # word: one unit per word (small vocabularies)
     sp_vocab_size: int = 100
     lowercase: bool = False
     sample_rate: int = 16000
@@ -147,12 +148,16 @@ class ASRTask(AudioTask):
         text = self._norm(text)
         if self.sp is not None:
             return self.sp.encode(text)
+        if self.cfg.data.units == "word":
+            return text.split()
         return list(text)
 
     def detok(self, ids: list[int]) -> str:
         toks = self.vocab.decode(ids)
         if self.sp is not None:
             return self.sp.decode(toks)
+        if self.cfg.data.units == "word":
+            return " ".join(toks)
         return " ".join("".join(toks).split())
 
     # ------------------------------------------------------------------ state
@@ -300,7 +305,10 @@ class ASRTask(AudioTask):
         out = [""] * len(items)
         order = sorted(range(len(items)), key=lambda i: items[i]["feats"].size(0))
         tokens = [v.token(i) for i in range(len(v))]
-        if self.sp is None:  # characters: the space token separates words
+        if self.cfg.data.units == "word":  # every unit starts a word
+            tokens = ["\u2581" + t for t in tokens]
+            delim, prefix = None, "\u2581"
+        elif self.sp is None:  # characters: the space token separates words
             delim, prefix = " ", None
         else:
             delim, prefix = None, "\u2581"
