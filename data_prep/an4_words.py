@@ -48,7 +48,7 @@ def segment(config: str, ckpt: str, manifest: str, out: str, pad: float = 0.05, 
     delim = task.vocab.index(" ")
     utts = read_manifest(manifest)
     items = task._items(utts, 1.0, Path(manifest).stem, None, manifest)
-    frame_seconds = task.feature_options.hop_ms / 1000 * task._reduction()  # one encoder frame
+    frame_seconds = task.feature_options.hop_ms / 1000 * model.reduction  # one encoder frame
     skips = Skips()
     segments: list[Utterance] = []
     with torch.inference_mode():

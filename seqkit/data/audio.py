@@ -175,7 +175,7 @@ class GlobalCMVN:
 
 
 def utterance_features(u: Utterance, opts: FeatureOptions, speed: float = 1.0) -> Tensor:
-    """Log-mel features (T, n_mels) of one manifest entry (its segment if it has one)."""
+    """Features (T, dim) of one manifest entry (its segment if it has one)."""
     wave, _ = load_audio(u.path, opts.sample_rate, u.start, u.end)
     wave = speed_perturb(wave, opts.sample_rate, speed)
     return features(wave, opts)
@@ -206,7 +206,7 @@ class FeatureCache:
 
     def features(self, utts: Sequence[Utterance], opts: FeatureOptions, speed: float = 1.0,
                  name: str = "feats") -> list[Tensor]:
-        """(T_i, n_mels) float32 features of ``utts`` in order (from the cache when present)."""
+        """(T_i, dim) float32 features of ``utts`` in order (from the cache when present)."""
         path = None
         if self.dir is not None:
             path = self.dir / f"{name}-{self.key(utts, opts, speed)}.pt"

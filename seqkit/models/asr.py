@@ -32,6 +32,17 @@ from ..nn.rnn import RNNEncoder
 from ..search.state import State
 
 
+def pyramid_reductions(enc_layers: int, reductions: int | None) -> int:
+    """Time-halving layers of a pyramidal encoder (``None``: all but the first layer)."""
+    return enc_layers - 1 if reductions is None else reductions
+
+
+def time_reduction(front: str, stack: int, encoder: str, enc_layers: int, reductions: int | None) -> int:
+    """Input frames per encoder frame: the front end's (stack k, conv 4) times the pyramid's."""
+    k = stack if front == "stack" else 4 if front == "conv" else 1
+    return k * 2 ** pyramid_reductions(enc_layers, reductions) if encoder == "pyramidal" else k
+
+
 class ASRModel(nn.Module):
     """Encoder with a CTC head and/or an attentional speller.
 
@@ -89,12 +100,13 @@ class ASRModel(nn.Module):
             self.encoder = RNNEncoder(size, enc_hidden, enc_layers, True, "lstm", dropout)
             self.top = None
         else:
-            k = enc_layers - 1 if reductions is None else reductions
+            k = pyramid_reductions(enc_layers, reductions)
             if not 0 <= k <= enc_layers - 1:
                 raise ValueError(f"reductions must be in [0, enc_layers - 1], got {k}")
             self.encoder = PyramidalEncoder(size, enc_hidden, k, dropout)
             rest = enc_layers - 1 - k
             self.top = RNNEncoder(2 * enc_hidden, enc_hidden, rest, True, "lstm", dropout) if rest else None
+        self.reduction = time_reduction(front, stack, encoder, enc_layers, reductions)
         self.drop = nn.Dropout(dropout)
         d = 2 * enc_hidden
         self.ctc = CTCHead(d, vocab_size, blank=pad_id) if ctc_weight > 0 else None
@@ -106,15 +118,9 @@ class ASRModel(nn.Module):
             )
 
     def encoded_lengths(self, lengths: Tensor) -> Tensor:
-        """Encoder frames for ``lengths`` input frames (every reduction is a ceiling)."""
-        lengths = torch.as_tensor(lengths)
-        if self.front == "stack":
-            lengths = stacked_lengths(lengths, self.stack)
-        elif self.front == "conv":
-            lengths = stacked_lengths(stacked_lengths(lengths, 2), 2)
-        if self.encoder_kind == "pyramidal":
-            lengths = PyramidalEncoder.output_lengths(lengths, self.encoder.num_reductions)
-        return lengths
+        """Encoder frames for ``lengths`` input frames: ``ceil(lengths / reduction)`` (each
+        stage takes a ceiling, and nested ceilings of integer divisions compose)."""
+        return stacked_lengths(torch.as_tensor(lengths), self.reduction)
 
     def encode(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """(enc (B, T', 2 enc_hidden), enc_lengths (B,)), zero past each length."""

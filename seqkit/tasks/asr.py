@@ -43,14 +43,11 @@ from typing import Literal
 import torch
 
 from ..data import BOS, EOS, PAD, UNK, Vocab, pad_sequences
-from ..data.audio import (
-    GlobalCMVN,
-)
 from ..data.manifest import Utterance
 from ..data.tokenizers import SentencePieceTokenizer, tokenizer_from_dict
 from ..errors import ConfigError, Skips
 from ..metrics import cer, wer
-from ..models.asr import ASRModel
+from ..models.asr import ASRModel, time_reduction
 from ..nn.ctc import ctc_min_input_lengths
 from ..nn.frontend import SpecAugment
 from ..search import beam_search, ctc_prefix_beam_search, greedy_search
@@ -174,19 +171,17 @@ class ASRTask(AudioTask):
         print(f"asr: {len(utts)} training utterances, {len(self.vocab)} {d.units} units", file=sys.stderr)
 
     def state_dict(self) -> dict:
-        return {"vocab": self.vocab.to_dict(), "sp": None if self.sp is None else self.sp.to_dict(),
-                "cmvn": None if self.cmvn is None else self.cmvn.to_dict()}
+        return {**super().state_dict(), "vocab": self.vocab.to_dict(),
+                "sp": None if self.sp is None else self.sp.to_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         self.vocab = Vocab.from_dict(state["vocab"])
         self.sp = None if state["sp"] is None else tokenizer_from_dict(state["sp"])
-        self.cmvn = None if state["cmvn"] is None else GlobalCMVN.from_dict(state["cmvn"])
 
     # ------------------------------------------------------------------ features
     def collate(self, items: list[dict]) -> dict:
-        feats = [it["feats"] for it in items]
-        lengths = torch.tensor([f.size(0) for f in feats])
-        x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
+        x, lengths = self.pad_features(items)
         batch = {"feats": x, "feat_lengths": lengths}
         if "targets" in items[0]:
             v = self.vocab
@@ -201,13 +196,13 @@ class ASRTask(AudioTask):
         """Encoded examples; with ``skips``, drop (and count) the ones CTC cannot fit."""
         feats = self._features(utts, name, speed)
         d, m = self.cfg.data, self.cfg.model
-        k = self._reduction()
+        k = time_reduction(m.front, m.stack, m.encoder, m.enc_layers, m.reductions)
         items = []
         for line, (u, f) in enumerate(zip(utts, feats), 1):
             ids = self.vocab.encode(self.units(u.text))
-            it = {"id": u.id, "feats": self.normalize(f), "targets": ids, "seconds": u.duration / speed}
+            it = {"feats": self.normalize(f), "targets": ids}
             if skips is not None:
-                frames = -(-f.size(0) // k)
+                frames = -(-f.size(0) // k)  # encoder frames
                 need = int(ctc_min_input_lengths(torch.tensor([ids]), torch.tensor([len(ids)]))[0])
                 if d.max_frames is not None and f.size(0) > d.max_frames:
                     skips.add(manifest, line, f"{u.id}: longer than data.max_frames={d.max_frames}")
@@ -218,12 +213,6 @@ class ASRTask(AudioTask):
                     continue
             items.append(it)
         return items
-
-    def _reduction(self) -> int:
-        m = self.cfg.model
-        k = m.stack if m.front == "stack" else 4 if m.front == "conv" else 1
-        r = (m.enc_layers - 1 if m.reductions is None else m.reductions) if m.encoder == "pyramidal" else 0
-        return k * 2**r
 
     def training_data(self):
         d = self.cfg.data

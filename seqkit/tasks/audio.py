@@ -26,6 +26,18 @@ class AudioTask(Task):
         super().__init__(cfg)
         self.cmvn: GlobalCMVN | None = None  # global statistics (data.cmvn: global), saved in checkpoints
 
+    def state_dict(self) -> dict:
+        return {"cmvn": None if self.cmvn is None else self.cmvn.to_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.cmvn = None if state["cmvn"] is None else GlobalCMVN.from_dict(state["cmvn"])
+
+    @staticmethod
+    def pad_features(items: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The items' ``feats`` padded into (B, T, F) with zeros, and their lengths (B,)."""
+        feats = [it["feats"] for it in items]
+        return torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), torch.tensor([f.size(0) for f in feats])
+
     @property
     def feature_options(self) -> FeatureOptions:
         d = self.cfg.data

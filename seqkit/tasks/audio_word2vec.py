@@ -24,7 +24,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..data.audio import GlobalCMVN
 from ..errors import Skips
 from ..metrics.retrieval import cosine_similarity_matrix, qbe_map, same_different_ap
 from ..models.audio_word2vec import SegmentAutoencoder
@@ -75,16 +74,9 @@ class AudioWord2VecTask(AudioTask):
         print(f"audio_word2vec: {len(utts)} training segments, {len({u.text for u in utts})} words",
               file=sys.stderr)
 
-    def state_dict(self) -> dict:
-        return {"cmvn": None if self.cmvn is None else self.cmvn.to_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.cmvn = None if state["cmvn"] is None else GlobalCMVN.from_dict(state["cmvn"])
-
     def collate(self, items: list[dict]) -> dict:
-        feats = [it["feats"] for it in items]
-        return {"x": torch.nn.utils.rnn.pad_sequence(feats, batch_first=True),  # (B, T, F)
-                "lengths": torch.tensor([f.size(0) for f in feats])}
+        x, lengths = self.pad_features(items)
+        return {"x": x, "lengths": lengths}
 
     def training_data(self):
         d = self.cfg.data
