@@ -141,6 +141,9 @@ def test_audio_word2vec_task_end_to_end(tmp_path):
     assert emb.shape == (12, 8)
     m = evaluate(load_config(cfg_path))
     assert m["map"] == pytest.approx(dev["map"])  # evaluation is deterministic
+    fresh = tmp_path / "eval_elsewhere"  # evaluate into an output dir that does not exist yet
+    m2 = evaluate(load_config(cfg_path, [f"train.output_dir={fresh}"]), checkpoint=tmp_path / "exp" / "best.pt")
+    assert m2["map"] == pytest.approx(dev["map"]) and (fresh / "dev.embeddings.npy").is_file()
     u = read_manifest(tmp_path / "dev.jsonl")[0]
     lines = predict(load_config(cfg_path), [u.path, "", f"{u.path} 0.05 0.2"])
     assert len(lines[0].split()) == 8 and lines[1] == "" and len(lines[2].split()) == 8

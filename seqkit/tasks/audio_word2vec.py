@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -146,6 +147,7 @@ class AudioWord2VecTask(AudioTask):
                    "queries": q["queries"], "embed_seconds": t1 - t0, "retrieval_seconds": t2 - t1,
                    "threads": torch.get_num_threads()}
         if out_prefix is not None:
+            Path(out_prefix).parent.mkdir(parents=True, exist_ok=True)
             np.save(f"{out_prefix}.embeddings.npy", emb)
         return metrics
 

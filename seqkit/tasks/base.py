@@ -170,6 +170,7 @@ def evaluate(cfg: ExperimentConfig, checkpoint: str | Path | None = None, split:
     task, model = load_for_inference(cfg, checkpoint)
     out = Path(cfg.train.output_dir)
     name = "dev" if split is None else Path(split).name.replace(".", "_")
+    out.mkdir(parents=True, exist_ok=True)  # predictions and metrics go here
     with torch.inference_mode():
         metrics = task.evaluate(model, split, out_prefix=out / name)
     (out / f"{name}_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
