@@ -46,7 +46,7 @@ def segment(config: str, ckpt: str, manifest: str, out: str, pad: float = 0.05, 
     if " " not in task.vocab:
         raise SeqkitError(f"{ckpt}: the vocabulary has no space unit to split words at")
     delim = task.vocab.index(" ")
-    utts = read_manifest(manifest)
+    utts = read_manifest(manifest, allow_outside=True)
     items = task._items(utts, 1.0, Path(manifest).stem, None, manifest)
     frame_seconds = task.feature_options.hop_ms / 1000 * model.reduction  # one encoder frame
     skips = Skips()

@@ -121,7 +121,7 @@ def test_manifest_round_trip_and_errors(tmp_path):
     m = tmp_path / "m.jsonl"
     assert write_manifest(m, utts, relative=True) == 2
     assert json.loads(m.read_text().splitlines()[0])["path"] == "x.wav"
-    back = read_manifest(m)
+    back = read_manifest(m)  # relative paths inside the manifest's folder need no flag
     assert [(u.id, Path(u.path), u.duration, u.text, u.speaker, u.start, u.end, u.extra) for u in back] == [
         (u.id, Path(u.path), u.duration, u.text, u.speaker, u.start, u.end, u.extra) for u in utts]
     good = m.read_text().splitlines()[0]
@@ -133,6 +133,18 @@ def test_manifest_round_trip_and_errors(tmp_path):
         bad.write_text(good + "\n" + bad_line + "\n")
         with pytest.raises(DataError, match=f"bad.jsonl:{msg}"):
             read_manifest(bad)
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../x.wav", "sub/../../x.wav"])
+def test_manifest_paths_outside_its_folder_need_the_explicit_flag(tmp_path, path):
+    (tmp_path / "m").mkdir()
+    m = tmp_path / "m" / "m.jsonl"
+    m.write_text(json.dumps({"id": "u1", "path": path, "duration": 1.0, "text": "A", "speaker": "s"}) + "\n")
+    with pytest.raises(DataError, match=r"m\.jsonl:1: utterance u1: audio path .* lies outside .*allow_outside_paths"):
+        read_manifest(m)
+    assert read_manifest(m, allow_outside=True)[0].id == "u1"
+    m.write_text(json.dumps({"id": "u1", "path": "sub/../x.wav", "duration": 1.0, "text": "A", "speaker": "s"}) + "\n")
+    assert Path(read_manifest(m)[0].path) == tmp_path / "m" / "sub/../x.wav"  # stays inside: allowed
 
 
 # ---------------------------------------------------------------------------- modules
@@ -212,7 +224,7 @@ def _config(tmp_path: Path, data: Path, **over) -> Path:
     cfg = {
         "task": "asr",
         "data": {"train": str(data / "train.jsonl"), "dev": str(data / "dev.jsonl"), "n_mels": 40,
-                 "cache_dir": str(tmp_path / "cache")},
+                 "cache_dir": str(tmp_path / "cache"), "allow_outside_paths": True},
         "model": {"front": "stack", "stack": 3, "encoder": "pyramidal", "enc_layers": 2, "enc_hidden": 32,
                   "ctc_weight": 0.5, "emb_dim": 16, "dec_hidden": 32, "dropout": 0.0, "specaugment": False},
         "decode": {"method": "joint", "beam_size": 3},
@@ -237,7 +249,7 @@ def test_asr_task_trains_evaluates_and_predicts(tmp_path, an4_tiny):
     assert set(summary["dev"]) >= {"wer", "cer", "rtf", "loss"}
     exp = tmp_path / "exp"
     hyp = (exp / "dev.hyp").read_text().splitlines()
-    assert len(hyp) == len(read_manifest(an4_tiny / "dev.jsonl"))
+    assert len(hyp) == len(read_manifest(an4_tiny / "dev.jsonl", allow_outside=True))
     assert (exp / "dev.worst.txt").read_text().startswith("WER ")
     from seqkit.metrics import wer
 
@@ -246,7 +258,7 @@ def test_asr_task_trains_evaluates_and_predicts(tmp_path, an4_tiny):
     for method in ("ctc_greedy", "ctc_beam", "attention"):
         m = evaluate(load_config(_config(tmp_path, an4_tiny), [f"decode.method={method}"]))
         assert m["method"] == method and 0 <= m["cer"]
-    wav = read_manifest(an4_tiny / "dev.jsonl")[0].path
+    wav = read_manifest(an4_tiny / "dev.jsonl", allow_outside=True)[0].path
     out = predict(cfg, [wav, "", wav])
     assert len(out) == 3 and out[1] == "" and out[0] == out[2]
     with pytest.raises(DataError, match="input line 1: .*nope.wav"):
@@ -262,7 +274,7 @@ def test_impossible_ctc_targets_are_skipped_and_counted(tmp_path, an4_tiny, caps
     task.build_state()
     items, lengths, _ = task.training_data()
     err = capsys.readouterr().err
-    n_train = len(read_manifest(an4_tiny / "train.jsonl"))
+    n_train = len(read_manifest(an4_tiny / "train.jsonl", allow_outside=True))
     assert 0 < n_train - len(items)
     assert f"skipped {n_train - len(items)} items" in err and "needed by CTC" in err
 
@@ -271,7 +283,7 @@ def test_asr_overfits_two_utterances(tmp_path, an4_tiny):
     """A small CTC model learns two real utterances exactly: the whole path can learn."""
     from seqkit.tasks.base import train
 
-    utts = read_manifest(an4_tiny / "train.jsonl")[:2]
+    utts = read_manifest(an4_tiny / "train.jsonl", allow_outside=True)[:2]
     write_manifest(tmp_path / "two.jsonl", utts)
     cfg = load_config(_config(tmp_path, an4_tiny, data__train=str(tmp_path / "two.jsonl"),
                               data__dev=str(tmp_path / "two.jsonl"), model__ctc_weight=1.0,
@@ -286,7 +298,7 @@ def test_predict_cli_on_wav_list(tmp_path, an4_tiny):
 
     cfg_path = _config(tmp_path, an4_tiny, train__epochs=1, decode__method="ctc_greedy")
     train(load_config(cfg_path), fresh=True)
-    wavs = [u.path for u in read_manifest(an4_tiny / "dev.jsonl")]
+    wavs = [u.path for u in read_manifest(an4_tiny / "dev.jsonl", allow_outside=True)]
     res = subprocess.run([sys.executable, "-m", "seqkit", "predict", str(cfg_path)], input="\n".join(wavs) + "\n",
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr

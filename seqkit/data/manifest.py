@@ -3,7 +3,7 @@
 Every line is a JSON object with the keys
 
 * ``id`` (str, unique in the file), ``path`` (str: the audio file; a relative path is
-  relative to the manifest's directory), ``duration`` (float seconds, of the segment when
+  relative to the manifest's directory, see below), ``duration`` (float seconds, of the segment when
   ``start``/``end`` are given), ``text`` (str, the transcript; may be empty only when
   ``allow_empty_text``), ``speaker`` (str);
 * optional ``start`` / ``end`` (float seconds): a segment of the file (word segments of
@@ -12,6 +12,13 @@ Every line is a JSON object with the keys
 Any other key is kept (e.g. ``word``, ``source``).  This is the format ``data_prep/an4.py``,
 ``data_prep/fsdd.py`` and ``data_prep/yesno.py`` write, in the spirit of NeMo/ESPnet JSON
 manifests.  Errors name the file and the line.
+
+Audio paths must lie inside the manifest's folder (after joining a relative path to it and
+normalising ``..``; the check is on the path as written, so a symlink the user placed there
+is followed): a manifest from elsewhere cannot make a run read arbitrary files.  An absolute
+path or one that climbs out is a :class:`DataError` unless the caller passes
+``allow_outside=True`` (the speech tasks' ``data.allow_outside_paths: true``, which the
+recipes set because their manifests point into the dataset's own folder).
 """
 
 from __future__ import annotations
@@ -53,11 +60,16 @@ class Utterance:
         return d
 
 
-def read_manifest(path: str | Path, allow_empty_text: bool = False) -> list[Utterance]:
-    """Utterances of a JSONL manifest; :class:`DataError` (file:line) on any bad line."""
+def read_manifest(path: str | Path, allow_empty_text: bool = False, allow_outside: bool = False) -> list[Utterance]:
+    """Utterances of a JSONL manifest; :class:`DataError` (file:line) on any bad line.
+
+    With ``allow_outside=False`` (the default) every audio path must lie inside the
+    manifest's folder (see the module docstring).
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError("manifest not found", p)
+    home = os.path.abspath(p.parent)
     out: list[Utterance] = []
     seen: dict[str, int] = {}
     with p.open(encoding="utf-8") as f:
@@ -90,6 +102,12 @@ def read_manifest(path: str | Path, allow_empty_text: bool = False) -> list[Utte
             audio = Path(obj["path"])
             if not audio.is_absolute():
                 audio = p.parent / audio
+            if not allow_outside:
+                where = os.path.normpath(os.path.join(home, obj["path"]))
+                if os.path.commonpath([home, where]) != home:
+                    raise DataError(
+                        f"utterance {obj['id']}: audio path {obj['path']!r} lies outside the manifest's "
+                        f"folder {home}; allow it explicitly (data.allow_outside_paths: true)", p, n)
             extra = {k: v for k, v in obj.items() if k not in _REQUIRED and k not in ("start", "end")}
             out.append(Utterance(obj["id"], str(audio), float(obj["duration"]), obj["text"],
                                  obj["speaker"], start, end, extra))

@@ -71,6 +71,7 @@ class ASRDataConfig:
     cmvn: Literal["global", "utterance", "none"] = "global"
     speed_perturb: list[float] = field(default_factory=lambda: [1.0])
     cache_dir: str | None = None  # None: features are kept in memory only
+    allow_outside_paths: bool = False  # manifest audio paths may leave the manifest's folder
     max_frames: int | None = None  # longer training utterances are skipped, counted
 
 

@@ -1,6 +1,7 @@
 """Audio glue shared by the speech tasks (``asr``, ``audio_word2vec``): manifests, cached
 features, normalisation.  The task's ``DataConfig`` must have ``features``, ``sample_rate``,
-``n_mels``, ``n_mfcc``, ``cmvn`` (``global`` / ``utterance`` / ``none``) and ``cache_dir``."""
+``n_mels``, ``n_mfcc``, ``cmvn`` (``global`` / ``utterance`` / ``none``), ``cache_dir`` and
+``allow_outside_paths`` (manifest audio paths may leave the manifest's folder)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class AudioTask(Task):
 
     def _manifest(self, path: str, key: str) -> list[Utterance]:
         self.check_file(key, path)
-        return read_manifest(path)
+        return read_manifest(path, allow_outside=self.cfg.data.allow_outside_paths)
 
     def _features(self, utts: list[Utterance], name: str, speed: float = 1.0) -> list[torch.Tensor]:
         """(T_i, F) features of ``utts`` (from ``data.cache_dir`` when cached there)."""

@@ -42,6 +42,7 @@ class AW2VDataConfig:
     n_mels: int = 40
     cmvn: Literal["utterance", "global", "none"] = "utterance"
     cache_dir: str | None = None
+    allow_outside_paths: bool = False  # manifest audio paths may leave the manifest's folder
     max_frames: int | None = None  # longer training segments are skipped, counted
 
 
