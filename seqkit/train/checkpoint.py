@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ..errors import SeqkitError
+from .faults import kill_point
 
 FORMAT = "seqkit-checkpoint"
 VERSION = 1
@@ -37,6 +38,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        kill_point("ckpt_write")
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -52,6 +54,18 @@ def atomic_save(obj: Any, path: str | Path) -> None:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_save` calls that never finished (a kill
+    between the write and the rename leaves one); returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = sorted(p for p in folder.glob(".*.pt.*.tmp") if p.is_file())
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -44,7 +44,16 @@ from ..config import TrainConfig
 from ..data.batching import BucketBatchSampler
 from ..errors import ConfigError
 from . import distributed as D
-from .checkpoint import FORMAT, VERSION, atomic_save, load_checkpoint, rng_state, set_rng_state
+from .checkpoint import (
+    FORMAT,
+    VERSION,
+    atomic_save,
+    load_checkpoint,
+    remove_stale_temp_files,
+    rng_state,
+    set_rng_state,
+)
+from .faults import kill_point
 from .logs import MetricsLog, plot_learning_curve
 
 
@@ -270,6 +279,7 @@ class Trainer:
             with torch.inference_mode():
                 metrics = dict(self.evaluate_fn(model))
             model.train()
+        kill_point("eval")
         es = self.cfg.early_stopping
         improved = False
         if es.metric in metrics:
@@ -321,6 +331,11 @@ class Trainer:
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(cfg.seed)
+        if self.dist.is_main:
+            stale = remove_stale_temp_files(self.out)
+            if stale:
+                self._print(f"{self.out}: removed {len(stale)} unfinished checkpoint write(s) of a killed run: "
+                            + " ".join(p.name for p in stale))
         last = self.out / "last.pt"
         keep = None
         if last.exists():
@@ -432,6 +447,7 @@ class Trainer:
                         warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
                         self.scheduler.step()
                 step = self.state["step"]
+                kill_point("step")
                 if self.state["bad_steps"] >= cfg.max_bad_steps:
                     self.state.update(finished=True, stop_reason=f"{cfg.max_bad_steps} non-finite steps in a row")
                 if step % cfg.log_every == 0 and st["loss_n"]:
