@@ -79,6 +79,9 @@ def _cmd_ngram(args) -> int:
     t0 = time.time()
     lines = read_lines(args.train)
     sents = [(line.lower() if args.lowercase else line).split() for line in lines]
+    if not any(sents):
+        raise SeqkitError(f"{args.train}: no words to estimate an n-gram model from "
+                          f"({len(lines)} lines, all empty)")
     try:
         lm = estimate_kn(sents, order=args.order)
     except ValueError as e:

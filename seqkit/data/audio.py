@@ -1,7 +1,9 @@
 """Audio in, features out: reading, resampling, log-mel filterbanks, CMVN, speed perturbation, a disk cache.
 
 * Reading is :mod:`soundfile` (WAV/FLAC/SPHERE/OGG via libsndfile, no ffmpeg); a corrupt,
-  unreadable or empty file is a :class:`~seqkit.errors.DataError` naming the file.
+  unreadable, empty or truncated file (a WAV whose data chunk is shorter than its header says,
+  which libsndfile would read short without a word) or one with NaN/infinite samples is a
+  :class:`~seqkit.errors.DataError` naming the file (and, for manifest entries, the utterance).
   Multi-channel audio is averaged to mono; a rate other than the requested one is resampled
   with :func:`torchaudio.functional.resample` (windowed sinc).
 * Features are log-mel filterbanks from :class:`torchaudio.transforms.MelSpectrogram`
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -48,17 +51,46 @@ __all__ = [
 ]
 
 
+def _wav_truncation(p: Path) -> str | None:
+    """For a RIFF/WAVE file whose ``data`` chunk holds fewer bytes than its header declares,
+    the reason; else None.  (Streamed WAVs with an unknown size, 0 or >= 2^31 - 4096, pass;
+    a file that cannot be opened is left to soundfile to report.)"""
+    try:
+        size = p.stat().st_size
+        with p.open("rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                cid, n = struct.unpack("<4sI", f.read(8))
+                if cid == b"data":
+                    have = size - pos - 8
+                    if have < n < 0x7FFFF000:
+                        return f"truncated WAV: the header declares {n} bytes of samples, the file holds {have}"
+                    return None
+                pos += 8 + n + (n & 1)
+    except OSError:
+        return None
+    return None
+
+
 def load_audio(
     path: str | Path, sample_rate: int | None = None, start: float | None = None, end: float | None = None
 ) -> tuple[Tensor, int]:
     """Samples ``(N,)`` float32 in [-1, 1] and their rate (``sample_rate`` when given).
 
     ``start`` / ``end`` (seconds) read a segment.  Raises :class:`DataError` naming the file
-    when it is missing, unreadable, or has no samples (in the segment).
+    when it is missing, unreadable, truncated, has no samples (in the segment) or has NaN or
+    infinite samples.
     """
     p = Path(path)
     if not p.is_file():
         raise DataError("audio file not found", p)
+    truncated = _wav_truncation(p)
+    if truncated:
+        raise DataError(truncated, p)
     try:
         with sf.SoundFile(str(p)) as f:
             sr = f.samplerate
@@ -175,8 +207,12 @@ class GlobalCMVN:
 
 
 def utterance_features(u: Utterance, opts: FeatureOptions, speed: float = 1.0) -> Tensor:
-    """Features (T, dim) of one manifest entry (its segment if it has one)."""
-    wave, _ = load_audio(u.path, opts.sample_rate, u.start, u.end)
+    """Features (T, dim) of one manifest entry (its segment if it has one); a
+    :class:`DataError` from reading its audio also names the utterance."""
+    try:
+        wave, _ = load_audio(u.path, opts.sample_rate, u.start, u.end)
+    except DataError as e:
+        raise DataError(f"{e.reason} (utterance {u.id})", e.path, e.line) from None
     wave = speed_perturb(wave, opts.sample_rate, speed)
     return features(wave, opts)
 

@@ -45,7 +45,7 @@ import torch
 from ..data import BOS, EOS, PAD, UNK, Vocab, pad_sequences
 from ..data.manifest import Utterance
 from ..data.tokenizers import SentencePieceTokenizer, tokenizer_from_dict
-from ..errors import ConfigError, Skips
+from ..errors import ConfigError, DataError, Skips
 from ..metrics import cer, wer
 from ..models.asr import ASRModel, time_reduction
 from ..nn.ctc import ctc_min_input_lengths
@@ -162,6 +162,8 @@ class ASRTask(AudioTask):
     def build_state(self) -> None:
         d = self.cfg.data
         utts = self._manifest(d.train, "data.train")
+        if not utts:
+            raise ConfigError(f"{self.cfg.source}: key 'data.train': no utterances in {d.train}")
         texts = [self._norm(u.text) for u in utts]
         if d.units == "sentencepiece":
             out = Path(self.cfg.train.output_dir)
@@ -222,6 +224,9 @@ class ASRTask(AudioTask):
         items = []
         for speed in d.speed_perturb:
             items += self._items(utts, speed, "train", skips, d.train)
+        if not items:
+            raise ConfigError(f"{self.cfg.source}: key 'data.train': every training utterance of {d.train} was "
+                              f"skipped ({skips.summary()})")
         if len(skips):
             print(f"{d.train}: {skips.summary()}", file=sys.stderr)
         return items, [it["feats"].size(0) for it in items], self.collate
@@ -380,6 +385,8 @@ class ASRTask(AudioTask):
         dc = self.cfg.decode
         path = split or self.cfg.data.dev
         utts, items = self._dev(path, "data.dev" if split is None else "split")
+        if not utts:
+            raise DataError("no utterances to evaluate", path)
         if out_prefix is not None:
             method = dc.method
         else:

@@ -28,7 +28,7 @@ import torch
 
 from ..data import PAD, UNK, Vocab, pad_sequences, read_tsv_classification
 from ..data.tokenizers import SentencePieceTokenizer, WordTokenizer, tokenizer_from_dict
-from ..errors import ConfigError, Skips
+from ..errors import ConfigError, DataError, Skips
 from ..metrics import accuracy
 from ..models.classifier import IGNORE, CNNClassifier, RNNClassifier
 from .base import Task
@@ -239,6 +239,8 @@ class TextClassificationTask(Task):
     def evaluate(self, model, split: str | None = None, out_prefix: Path | None = None) -> dict:
         path = split or self.cfg.data.dev
         rows, items, skips = self._dev(path, "data.dev" if split is None else "split")
+        if not rows:
+            raise DataError("no examples to evaluate" + (f" ({skips.summary()})" if len(skips) else ""), path)
         probs, _ = self.run(model, items)
         pred_ids = probs.argmax(-1).tolist()
         hyps = [self.labels.token(i) for i in pred_ids]

@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 
 from ..data import PAD, UNK, Vocab, pad_sequences, read_tagging
-from ..errors import Skips
+from ..errors import ConfigError, DataError, Skips
 from ..metrics import accuracy, slot_f1
 from ..models.tagger import IGNORE, JointTagger
 from ..nn.crf import bio_transition_constraints
@@ -72,6 +72,9 @@ class SlotFillingTask(Task):
     def build_state(self) -> None:
         skips = Skips()
         train = self._read(self.cfg.data.train, "data.train", skips)
+        if not train:
+            raise ConfigError(f"{self.cfg.source}: key 'data.train': no examples in {self.cfg.data.train}.seq.in"
+                              + (f" ({skips.summary()})" if len(skips) else ""))
         if len(skips):
             print(f"{self.cfg.data.train}: {skips.summary()}", file=sys.stderr)
         self.words = Vocab.build((ex.tokens for ex in train), min_freq=self.cfg.data.min_freq, specials=(PAD, UNK))
@@ -168,6 +171,9 @@ class SlotFillingTask(Task):
         prefix = split or self.cfg.data.dev
         skips = Skips()
         examples = self._read(prefix, "data.dev" if split is None else "split", skips)
+        if not examples:
+            raise DataError("no examples to evaluate" + (f" ({skips.summary()})" if len(skips) else ""),
+                            f"{prefix}.seq.in")
         hyp_tags, hyp_intents = self._run(model, [ex.tokens for ex in examples])
         ref_tags = [ex.tags for ex in examples]
         ref_intents = [ex.intent for ex in examples]

@@ -33,7 +33,7 @@ import torch
 from ..data import BOS, EOS, PAD, UNK, Vocab, pad_sequences
 from ..data.readers import read_parallel
 from ..data.tokenizers import SentencePieceTokenizer, WordTokenizer, tokenizer_from_dict
-from ..errors import ConfigError, Skips
+from ..errors import ConfigError, DataError, Skips
 from ..metrics import bleu, chrf
 from ..models.seq2seq import Seq2Seq
 from ..nn.copy import collate_copy_batch, extended_to_tokens
@@ -208,6 +208,9 @@ class TranslationTask(Task):
                 continue
             items.append(it)
             lengths.append(n)
+        if not items:
+            raise ConfigError(f"{self.cfg.source}: key 'data.train': every training pair of {d.train}.* was "
+                              f"skipped ({skips.summary()})")
         if len(skips):
             print(f"{d.train}: {skips.summary()}", file=sys.stderr)
         return items, lengths, self.collate
@@ -310,6 +313,9 @@ class TranslationTask(Task):
     def evaluate(self, model, split: str | None = None, out_prefix: Path | None = None) -> dict:
         prefix = split or self.cfg.data.dev
         rows, items, skips = self._dev(prefix, "data.dev" if split is None else "split")
+        if not rows:
+            raise DataError("no sentence pairs to evaluate" + (f" ({skips.summary()})" if len(skips) else ""),
+                            f"{prefix}.{self.cfg.data.src_lang}")
         beam = self.cfg.decode.beam_size if out_prefix is not None else self.cfg.decode.eval_beam_size
         t0 = time.perf_counter()
         best = [r[0] for r in self.translate(model, items, beam)]
