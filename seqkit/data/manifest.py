@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
+from ..textio import read_lines
 
 __all__ = ["Utterance", "read_manifest", "write_manifest"]
 
@@ -72,45 +73,44 @@ def read_manifest(path: str | Path, allow_empty_text: bool = False, allow_outsid
     home = os.path.abspath(p.parent)
     out: list[Utterance] = []
     seen: dict[str, int] = {}
-    with p.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                raise DataError("empty line (one JSON object per line expected)", p, n)
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"invalid JSON: {e.msg}", p, n) from None
-            if not isinstance(obj, dict):
-                raise DataError("a JSON object expected", p, n)
-            for key, tp in _REQUIRED.items():
-                if key not in obj:
-                    raise DataError(f"missing key {key!r}", p, n)
-                if not isinstance(obj[key], tp) or isinstance(obj[key], bool):
-                    raise DataError(f"key {key!r} has a value of type {type(obj[key]).__name__}", p, n)
-            if obj["id"] in seen:
-                raise DataError(f"duplicate id {obj['id']!r} (first on line {seen[obj['id']]})", p, n)
-            seen[obj["id"]] = n
-            if obj["duration"] <= 0:
-                raise DataError(f"utterance {obj['id']}: duration must be > 0, got {obj['duration']}", p, n)
-            if not obj["text"].strip() and not allow_empty_text:
-                raise DataError(f"utterance {obj['id']}: empty transcript", p, n)
-            start, end = obj.get("start"), obj.get("end")
-            if (start is None) != (end is None):
-                raise DataError(f"utterance {obj['id']}: 'start' and 'end' go together", p, n)
-            if start is not None and not 0 <= start < end:
-                raise DataError(f"utterance {obj['id']}: need 0 <= start < end, got {start}, {end}", p, n)
-            audio = Path(obj["path"])
-            if not audio.is_absolute():
-                audio = p.parent / audio
-            if not allow_outside:
-                where = os.path.normpath(os.path.join(home, obj["path"]))
-                if os.path.commonpath([home, where]) != home:
-                    raise DataError(
-                        f"utterance {obj['id']}: audio path {obj['path']!r} lies outside the manifest's "
-                        f"folder {home}; allow it explicitly (data.allow_outside_paths: true)", p, n)
-            extra = {k: v for k, v in obj.items() if k not in _REQUIRED and k not in ("start", "end")}
-            out.append(Utterance(obj["id"], str(audio), float(obj["duration"]), obj["text"],
-                                 obj["speaker"], start, end, extra))
+    for n, line in enumerate(read_lines(p), 1):
+        if not line.strip():
+            raise DataError("empty line (one JSON object per line expected)", p, n)
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"invalid JSON: {e.msg}", p, n) from None
+        if not isinstance(obj, dict):
+            raise DataError("a JSON object expected", p, n)
+        for key, tp in _REQUIRED.items():
+            if key not in obj:
+                raise DataError(f"missing key {key!r}", p, n)
+            if not isinstance(obj[key], tp) or isinstance(obj[key], bool):
+                raise DataError(f"key {key!r} has a value of type {type(obj[key]).__name__}", p, n)
+        if obj["id"] in seen:
+            raise DataError(f"duplicate id {obj['id']!r} (first on line {seen[obj['id']]})", p, n)
+        seen[obj["id"]] = n
+        if obj["duration"] <= 0:
+            raise DataError(f"utterance {obj['id']}: duration must be > 0, got {obj['duration']}", p, n)
+        if not obj["text"].strip() and not allow_empty_text:
+            raise DataError(f"utterance {obj['id']}: empty transcript", p, n)
+        start, end = obj.get("start"), obj.get("end")
+        if (start is None) != (end is None):
+            raise DataError(f"utterance {obj['id']}: 'start' and 'end' go together", p, n)
+        if start is not None and not 0 <= start < end:
+            raise DataError(f"utterance {obj['id']}: need 0 <= start < end, got {start}, {end}", p, n)
+        audio = Path(obj["path"])
+        if not audio.is_absolute():
+            audio = p.parent / audio
+        if not allow_outside:
+            where = os.path.normpath(os.path.join(home, obj["path"]))
+            if os.path.commonpath([home, where]) != home:
+                raise DataError(
+                    f"utterance {obj['id']}: audio path {obj['path']!r} lies outside the manifest's "
+                    f"folder {home}; allow it explicitly (data.allow_outside_paths: true)", p, n)
+        extra = {k: v for k, v in obj.items() if k not in _REQUIRED and k not in ("start", "end")}
+        out.append(Utterance(obj["id"], str(audio), float(obj["duration"]), obj["text"],
+                             obj["speaker"], start, end, extra))
     return out
 
 

@@ -17,7 +17,6 @@ from ..data.audio import (
 )
 from ..data.manifest import Utterance, read_manifest
 from ..errors import ConfigError, DataError
-from ..textio import decode_lines, read_bytes
 from .base import Task
 
 
@@ -47,11 +46,7 @@ class AudioTask(Task):
 
     def _manifest(self, path: str, key: str) -> list[Utterance]:
         self.check_file(key, path)
-        try:
-            return read_manifest(path, allow_outside=self.cfg.data.allow_outside_paths)
-        except UnicodeDecodeError:  # read_manifest decodes without naming the line; this does
-            decode_lines(read_bytes(path), path)
-            raise
+        return read_manifest(path, allow_outside=self.cfg.data.allow_outside_paths)
 
     def _features(self, utts: list[Utterance], name: str, speed: float = 1.0) -> list[torch.Tensor]:
         """(T_i, F) features of ``utts`` (from ``data.cache_dir`` when cached there)."""
