@@ -82,6 +82,9 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = None  # torch intra-op threads; None: torch's default
     num_workers: int = 0  # DataLoader workers
+    loader_timeout: float = 300  # seconds without a batch from the workers (num_workers > 0)
+    # before the run stops with an error saying a worker hangs; 0: no limit (a worker that
+    # dies is reported at once either way)
     deterministic: bool = True
 
 

@@ -54,6 +54,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .faults import kill_point
+from .loader import iterate_batches
 from .logs import MetricsLog, plot_learning_curve
 
 
@@ -382,7 +383,7 @@ class Trainer:
         self.model.train()
         loader_kw = dict(collate_fn=self.collate, num_workers=cfg.num_workers)
         if cfg.num_workers > 0:
-            loader_kw["timeout"] = 300  # a dead worker is reported, not waited on forever
+            loader_kw["timeout"] = cfg.loader_timeout  # a hung worker is reported, not waited on forever
         show = cfg.progress and self.dist.is_main
         while self.state["epoch"] < cfg.epochs and not self.state["finished"]:
             epoch = self.state["epoch"]
@@ -403,7 +404,11 @@ class Trainer:
             t0 = time.time()
             finite = True
             st = self.state
-            for batch in loader:
+            # a worker that dies, hangs or raises becomes a SeqkitError between two batches
+            batches = iterate_batches(loader, epoch=epoch, start=self.state["batch_in_epoch"],
+                                      n_batches=n_batches, output_dir=self.out,
+                                      step=lambda: self.state["step"], timeout=cfg.loader_timeout)
+            for batch in batches:
                 pos = self.state["batch_in_epoch"]
                 micro = pos % cfg.accumulate
                 last_micro = micro == cfg.accumulate - 1 or pos == n_batches - 1
