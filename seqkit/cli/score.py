@@ -81,10 +81,9 @@ def run_ppl(args: argparse.Namespace) -> int:
     """Handler for ``seqkit score ppl``."""
     from ..models.ngram import sentence_perplexity
     from ..search.lm_scorer import ArpaLM
-    from ..textio import read_lines
 
     lm = ArpaLM.from_file(args.arpa)
-    lines = read_lines(args.text)
+    lines = io.read_text_lines(args.text)  # an empty file is an error, as for the other metrics
     sents = [(line.lower() if args.lowercase else line).split() for line in lines]
     result = {"arpa": args.arpa, "text": args.text, "order": lm.order,
               **sentence_perplexity(lm, sents)}

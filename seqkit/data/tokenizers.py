@@ -68,7 +68,7 @@ class CharTokenizer:
     kind = "char"
 
     def __init__(self, space: str = "▁"):
-        if not space:
+        if not isinstance(space, str) or not space:
             raise ValueError("space symbol must be a non-empty string")
         self.space = space
 
@@ -102,6 +102,8 @@ class SentencePieceTokenizer:
 
     def __init__(self, model_proto: bytes):
         self.model_proto = bytes(model_proto)
+        if not self.model_proto:  # sentencepiece would make an unusable processor, failing later
+            raise RuntimeError("empty model proto")
         self.sp = spm.SentencePieceProcessor(model_proto=self.model_proto)
 
     @classmethod
@@ -218,6 +220,9 @@ def build_tokenizer(kind: str, **kwargs) -> Tokenizer:
 def tokenizer_from_dict(d: dict) -> Tokenizer:
     """Rebuild a tokenizer saved with ``to_dict`` (dispatches on ``d["kind"]``)."""
     kind = d.get("kind") if isinstance(d, dict) else None
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise SeqkitError(f"unknown tokenizer kind {kind!r}; valid kinds: {', '.join(sorted(_KINDS))}")
-    return _KINDS[kind].from_dict(d)
+    try:
+        return _KINDS[kind].from_dict(d)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # e.g. a corrupt model_proto
+        raise SeqkitError(f"bad {kind!r} tokenizer dict: {type(e).__name__}: {e}") from None

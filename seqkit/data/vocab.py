@@ -181,9 +181,14 @@ class Vocab:
     @classmethod
     def from_dict(cls, d: dict) -> Vocab:
         try:
-            tokens, specials = list(d["tokens"]), list(d["specials"])
+            tokens, specials = d["tokens"], d["specials"]
         except (KeyError, TypeError) as e:
             raise DataError(f"not a vocabulary dict (need 'tokens' and 'specials'): {e}") from None
+        if not all(
+            isinstance(v, (list, tuple)) and all(isinstance(t, str) for t in v) for v in (tokens, specials)
+        ):
+            raise DataError("not a vocabulary dict: 'tokens' and 'specials' must be lists of strings")
+        tokens, specials = list(tokens), list(specials)
         vocab = cls(tokens, specials)
         if vocab._itos != tokens:
             raise DataError(
@@ -201,11 +206,14 @@ class Vocab:
         if not p.is_file():
             raise DataError("no such file", p)
         try:
-            d = json.loads(p.read_text(encoding="utf-8"))
+            # bytes, not read_text: text mode would count a lone "\r" as a line in e.lineno
+            d = json.loads(p.read_bytes().decode("utf-8"))
         except UnicodeDecodeError as e:
             raise DataError(f"not valid UTF-8: {e.reason}", p) from None
         except json.JSONDecodeError as e:
             raise DataError(f"not valid JSON: {e.msg}", p, e.lineno) from None
+        except (ValueError, RecursionError) as e:  # e.g. an integer of > 4300 digits, deep nesting
+            raise DataError(f"not valid JSON: {e}", p) from None
         try:
             return cls.from_dict(d)
         except DataError as e:

@@ -270,8 +270,12 @@ def sentence_perplexity(lm, sentences: Iterable[Sequence[str]]) -> dict:
             oov += sum(w not in vocab for w in sent)
     if tokens == 0:
         raise ValueError("no sentences to score")
+    try:
+        score = math.exp(-total / tokens)
+    except OverflowError:  # e.g. log10 probabilities of -1e300 in an ARPA file
+        score = math.inf
     return {
-        "score": math.exp(-total / tokens),
+        "score": score,
         "log_prob": total,
         "tokens": tokens,
         "sentences": n_sent,

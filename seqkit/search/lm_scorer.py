@@ -186,7 +186,10 @@ class ArpaLM(LMScorer):
             if section == 0:
                 key, _, value = line.partition("=")
                 parts = key.split()
-                if len(parts) != 2 or parts[0] != "ngram" or not value.strip().isdigit():
+                # ASCII digits only: "²".isdigit() is True but int("²") fails
+                if (len(parts) != 2 or parts[0] != "ngram"
+                        or not all(v.isascii() and v.isdigit() and len(v) <= 18
+                                   for v in (parts[1], value.strip()))):
                     raise DataError(f"expected 'ngram k=count', got {line!r}", name, lineno)
                 counts[int(parts[1])] = int(value)
                 continue
@@ -205,6 +208,8 @@ class ArpaLM(LMScorer):
                 bo10 = float(fields[k + 1]) if len(fields) == k + 2 else 0.0
             except ValueError:
                 raise DataError(f"bad number in {line!r}", name, lineno) from None
+            if math.isnan(lp10) or math.isnan(bo10):
+                raise DataError(f"bad number in {line!r}", name, lineno)
             tables[k][tuple(fields[1 : k + 1])] = (lp10, bo10)
         if not started:
             raise DataError("no \\data\\ section: not an ARPA file", name)
@@ -217,6 +222,8 @@ class ArpaLM(LMScorer):
             got = len(tables.get(k, {}))
             if got != counts[k]:
                 raise DataError(f"\\data\\ announces {counts[k]} {k}-grams, found {got}", name)
+        if not tables.get(1):
+            raise DataError("the model has no unigrams", name)
         return cls([tables[k] for k in range(1, order + 1)], unk_log10=unk_log10)
 
     # ---------------------------------------------------------------- scoring
