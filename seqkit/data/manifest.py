@@ -24,6 +24,7 @@ recipes set because their manifests point into the dataset's own folder).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ def read_manifest(path: str | Path, allow_empty_text: bool = False, allow_outsid
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"invalid JSON: {e.msg}", p, n) from None
+        except (ValueError, RecursionError) as e:  # e.g. a huge integer literal, deep nesting
+            raise DataError(f"invalid JSON: {type(e).__name__}", p, n) from None
         if not isinstance(obj, dict):
             raise DataError("a JSON object expected", p, n)
         for key, tp in _REQUIRED.items():
@@ -90,13 +93,17 @@ def read_manifest(path: str | Path, allow_empty_text: bool = False, allow_outsid
         if obj["id"] in seen:
             raise DataError(f"duplicate id {obj['id']!r} (first on line {seen[obj['id']]})", p, n)
         seen[obj["id"]] = n
-        if obj["duration"] <= 0:
-            raise DataError(f"utterance {obj['id']}: duration must be > 0, got {obj['duration']}", p, n)
+        if not (math.isfinite(obj["duration"]) and obj["duration"] > 0):
+            raise DataError(f"utterance {obj['id']}: duration must be a finite number > 0, got {obj['duration']}",
+                            p, n)
         if not obj["text"].strip() and not allow_empty_text:
             raise DataError(f"utterance {obj['id']}: empty transcript", p, n)
         start, end = obj.get("start"), obj.get("end")
         if (start is None) != (end is None):
             raise DataError(f"utterance {obj['id']}: 'start' and 'end' go together", p, n)
+        for key, v in (("start", start), ("end", end)):
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)):
+                raise DataError(f"utterance {obj['id']}: {key!r} must be a finite number of seconds, got {v!r}", p, n)
         if start is not None and not 0 <= start < end:
             raise DataError(f"utterance {obj['id']}: need 0 <= start < end, got {start}, {end}", p, n)
         audio = Path(obj["path"])
