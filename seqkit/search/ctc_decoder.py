@@ -54,6 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -147,7 +148,9 @@ def _all_candidates(
         best = lp_all.argmax(axis=1)  # (T,)
         frames = np.flatnonzero(best != blank)
         keep[frames, best[frames]] = True
-    return [np.flatnonzero(row) for row in keep]
+    rows, cols = np.nonzero(keep)  # row-major: each frame's ids ascending
+    ends = np.cumsum(np.bincount(rows, minlength=t_len)).tolist()  # (T,)
+    return [cols[a:b] for a, b in pairwise([0, *ends])]
 
 
 def _as_numpy(log_probs: Tensor | np.ndarray) -> np.ndarray:
@@ -287,125 +290,167 @@ def ctc_prefix_beam_search(
                 hist_state.append(state)
         return [hist_child[p] for p in pairs]
 
-    # The beam, one row per hypothesis (all arrays (N,)); partial words as a list.
-    nid = np.zeros(1, dtype=np.int64)  # prefix node
-    pb = np.zeros(1)  # log p_b
-    pnb = np.full(1, _NEG_INF)  # log p_nb (always -inf for the empty prefix)
-    last = np.full(1, -1, dtype=np.int64)  # last label, -1 for the empty prefix
-    fus = np.zeros(1)  # lm_weight * lm_raw + word_bonus * n_words + token_bonus * n_tokens
-    lm_raw = np.zeros(1)  # unweighted LM log-probability so far
-    n_words = np.zeros(1, dtype=np.int64)  # closed words
-    n_tokens = np.zeros(1, dtype=np.int64)
-    hist = np.zeros(1, dtype=np.int64)  # LM history id
+    # The beam, one column per hypothesis: float rows (log p_b, log p_nb (always -inf for the
+    # empty prefix), fused extras ``lm_weight * lm_raw + word_bonus * n_words + token_bonus *
+    # n_tokens``, unweighted LM log-probability so far) and int rows (prefix node, last label
+    # (-1 for the empty prefix), closed words, tokens, LM history id); partial words as a list.
+    fl = np.array([[0.0], [_NEG_INF], [0.0], [0.0]])  # (4, N)
+    it = np.array([[0], [-1], [0], [0], [0]], dtype=np.int64)  # (5, N)
     partial = [""]  # the unfinished word
 
     cands = _all_candidates(lp_all, blank, token_top_k, token_min_logp)
-    cand_pos = np.full(v, -1, dtype=np.int64)
+    kinds_l = kinds.tolist()
+    bound = kinds != _CONTINUE  # (V,) tokens that close a word
+    bound_l = bound.tolist()
     for t in range(t_len):
         lp = lp_all[t]  # (V,)
         cand = cands[t]  # (K,)
         k_len = cand.shape[0]
+        pb, pnb, fus, lm_raw = fl[0], fl[1], fl[2], fl[3]  # (N,) each
+        nid, last = it[0], it[1]  # (N,) each
         n = nid.shape[0]
         tot = np.logaddexp(pb, pnb)  # (N,)
         new_pb = tot + lp[blank]  # (N,)
         new_pnb = pnb + lp[last]  # (N,) repeat of the last label (-inf for the empty prefix)
         if k_len:
-            ext = np.where(last[:, None] == cand, pb[:, None], tot[:, None]) + lp[cand]  # (N, K)
-            # A child that is already in the beam merges into that entry.
-            cand_pos[cand] = np.arange(k_len)
+            cand_l = cand.tolist()
+            lp_c = lp[cand]  # (K,)
+            # Appending cand[k] to entry j: from p_b + p_nb, or from p_b alone when cand[k]
+            # repeats the entry's last label.
+            ext = tot[:, None] + lp_c  # (N, K)
             nodes = nid.tolist()
+            last_l = last.tolist()
+            cand_pos = {c: k for k, c in enumerate(cand_l)}
+            rep_k = [cand_pos.get(c) for c in last_l]  # (N,) position of the last label in cand
+            pb_r = None
+            for j, k in enumerate(rep_k):
+                if k is not None:
+                    if pb_r is None:
+                        pb_r, lp_cl = pb.tolist(), lp_c.tolist()
+                    ext[j, k] = pb_r[j] + lp_cl[k]
+            # A child that is already in the beam merges into that entry.
             pos = {node: i for i, node in enumerate(nodes)}
             rows, cols, into = [], [], []
             for j, node in enumerate(nodes):
                 if node:
                     i = pos.get(node_parent[node])
                     if i is not None:
-                        k = cand_pos[last[j]]
-                        if k >= 0:
+                        k = rep_k[j]
+                        if k is not None:
                             rows.append(i)
                             cols.append(k)
                             into.append(j)
-            cand_pos[cand] = -1
             if into:
                 new_pnb[into] = np.logaddexp(new_pnb[into], ext[rows, cols])
                 ext[rows, cols] = _NEG_INF
-            child_f = np.repeat((fus + token_bonus)[:, None], k_len, axis=1)  # (N, K)
-            closes = None
-            if words_on:
+            # Fused extras of the children: (N, 1) when they do not depend on the token.
+            child_f = (fus + token_bonus)[:, None]
+            closes = None  # (N, K) appending cand[k] closes entry i's word; None: none does
+            if words_on and any(bound_l[c] for c in cand_l) and any(partial):
                 open_word = np.array([bool(p) for p in partial])  # (N,)
-                closes = open_word[:, None] & (kinds[cand] != _CONTINUE)  # (N, K)
+                closes = open_word[:, None] & bound[cand]  # (N, K)
                 if word_bonus:
-                    child_f += word_bonus * closes
+                    child_f = child_f + word_bonus * closes
             lm_add = None
             if token_mode:
-                lm_add = np.stack([token_scores(h) for h in hist.tolist()])[:, cand]  # (N, K)
-                child_f += lm_weight * lm_add
-            elif word_mode:
+                lm_add = np.stack([token_scores(h) for h in it[4].tolist()])[:, cand]  # (N, K)
+                child_f = child_f + lm_weight * lm_add
+            elif word_mode and closes is not None:  # (otherwise every LM term is 0)
                 closing = closes.any(axis=1).tolist()  # (N,)
-                hist_l = hist.tolist()
+                hist_l = it[4].tolist()
                 ws = np.array(
                     [word_score(hist_l[i], partial[i]) if closing[i] else 0.0 for i in range(n)]
                 )  # (N,)
                 lm_add = ws[:, None] * closes  # (N, K)
-                child_f += lm_weight * lm_add
+                child_f = child_f + lm_weight * lm_add
             all_total = np.concatenate(
                 [np.logaddexp(new_pb, new_pnb) + fus, (ext + child_f).ravel()]
             )  # (N + N K,): stay in place, then append cand[k] to entry i at N + i K + k
         else:
             all_total = np.logaddexp(new_pb, new_pnb) + fus  # (N,)
 
+        # The beam best (argpartition), minus -inf and those below the best plus
+        # beam_prune_logp, best first (stable for ties).
         if all_total.shape[0] > beam:
-            sel = np.argpartition(-all_total, beam - 1)[:beam]
+            top = np.argpartition(-all_total, beam - 1)[:beam]
+            vals = all_total[top].tolist()
+            top_l = top.tolist()
         else:
-            sel = np.arange(all_total.shape[0])
-        sel = sel[all_total[sel] > _NEG_INF]
-        if beam_prune_logp is not None and sel.shape[0]:
-            sel = sel[all_total[sel] >= all_total[sel].max() + beam_prune_logp]
-        sel = sel[np.argsort(-all_total[sel], kind="stable")]  # (M,)
+            vals = all_total.tolist()
+            top_l = range(len(vals))
+        keep = [j for j, x in enumerate(vals) if x > _NEG_INF]
+        if beam_prune_logp is not None and keep:
+            floor = max(vals[j] for j in keep) + beam_prune_logp
+            keep = [j for j in keep if vals[j] >= floor]
+        keep.sort(key=lambda j: -vals[j])
+        sel_l = [top_l[j] for j in keep]  # (M,)
 
-        is_child = sel >= n  # (M,)
-        if not k_len or not is_child.any():
-            nid, pb, pnb, last, fus = nid[sel], new_pb[sel], new_pnb[sel], last[sel], fus[sel]
-            lm_raw, n_words, n_tokens, hist = lm_raw[sel], n_words[sel], n_tokens[sel], hist[sel]
-            if words_on:
-                partial = [partial[s] for s in sel.tolist()]
+        if not k_len or not sel_l or max(sel_l) < n:  # no hypothesis grew
+            fl[0] = new_pb
+            fl[1] = new_pnb
+            if sel_l != list(range(n)):
+                fl, it = fl[:, sel_l], it[:, sel_l]
+                if words_on:
+                    partial = [partial[s] for s in sel_l]
             continue
-        src = np.where(is_child, (sel - n) // k_len, sel)  # (M,) the entry it comes from
-        kk = np.where(is_child, (sel - n) % k_len, 0)  # (M,) its candidate (children)
-        tok = cand[kk]  # (M,)
-        closed = is_child & closes[src, kk] if closes is not None else np.zeros_like(is_child)
-        nid2 = nid[src]
-        child_slots = np.flatnonzero(is_child).tolist()
-        for slot in child_slots:
-            nid2[slot] = child_node(int(nid2[slot]), int(tok[slot]))
-        pb = np.where(is_child, _NEG_INF, new_pb[src])
-        pnb = np.where(is_child, ext[src, kk], new_pnb[src])
-        last = np.where(is_child, tok, last[src])
-        fus = np.where(is_child, child_f[src, kk], fus[src])
-        if lm_add is not None:
-            lm_raw = lm_raw[src] + np.where(is_child, lm_add[src, kk], 0.0)
-        else:
-            lm_raw = lm_raw[src]
-        n_words = n_words[src] + closed
-        n_tokens = n_tokens[src] + is_child
-        old_hist, hist = hist, hist[src]
-        if words_on:
-            old_partial = partial
-            partial = [old_partial[s] for s in src.tolist()]
-            for slot in child_slots:
-                c = int(tok[slot])
-                partial[slot] = pieces[c] if kinds[c] != _CONTINUE else partial[slot] + pieces[c]
+        # Some grew: the new beam, entry by entry (M <= beam), from Python lists.
+        pb_l, pnb_l, fus_l, lmr_l = new_pb.tolist(), new_pnb.tolist(), fus.tolist(), lm_raw.tolist()
+        ext_l = ext.ravel().tolist()
+        wide = child_f.shape[1] > 1
+        cf_l = child_f.ravel().tolist()
+        la_l = lm_add.ravel().tolist() if lm_add is not None else None
+        cl_l = closes.ravel().tolist() if closes is not None else None
+        nw_l, nt_l, hist_l = it[2].tolist(), it[3].tolist(), it[4].tolist()
+        o_pb, o_pnb, o_fus, o_lmr = [], [], [], []
+        o_nid, o_last, o_nw, o_nt, o_hist = [], [], [], [], []
+        new_partial: list[str] = []
         pending: list[tuple[int, tuple[int, Hashable]]] = []  # (slot, (history, unit))
-        if token_mode:
-            pending = [(s, (int(hist[s]), units[int(tok[s])])) for s in child_slots]
-        elif word_mode:
-            pending = [
-                (s, (int(old_hist[src[s]]), old_partial[src[s]])) for s in child_slots if closed[s]
-            ]
+        for slot, s in enumerate(sel_l):
+            if s < n:  # stays: same prefix
+                o_pb.append(pb_l[s])
+                o_pnb.append(pnb_l[s])
+                o_fus.append(fus_l[s])
+                o_lmr.append(lmr_l[s] + 0.0 if la_l is not None else lmr_l[s])
+                o_nid.append(nodes[s])
+                o_last.append(last_l[s])
+                o_nw.append(nw_l[s])
+                o_nt.append(nt_l[s])
+                o_hist.append(hist_l[s])
+                if words_on:
+                    new_partial.append(partial[s])
+                continue
+            c = s - n
+            i, k = divmod(c, k_len)  # entry i appends cand[k]
+            tok = cand_l[k]
+            closed = cl_l[c] if cl_l is not None else False
+            o_pb.append(_NEG_INF)
+            o_pnb.append(ext_l[c])
+            o_fus.append(cf_l[c] if wide else cf_l[i])
+            o_lmr.append(lmr_l[i] + la_l[c] if la_l is not None else lmr_l[i])
+            o_nid.append(child_node(nodes[i], tok))
+            o_last.append(tok)
+            o_nw.append(nw_l[i] + closed)
+            o_nt.append(nt_l[i] + 1)
+            o_hist.append(hist_l[i])
+            if words_on:
+                new_partial.append(
+                    pieces[tok] if kinds_l[tok] != _CONTINUE else partial[i] + pieces[tok]
+                )
+            if token_mode:
+                pending.append((slot, (hist_l[i], units[tok])))
+            elif word_mode and closed:
+                pending.append((slot, (hist_l[i], partial[i])))
         if pending:
             for (slot, _), h in zip(pending, advance_all([p for _, p in pending]), strict=True):
-                hist[slot] = h
-        nid = nid2
+                o_hist[slot] = h
+        fl = np.array([o_pb, o_pnb, o_fus, o_lmr], dtype=np.float64)  # (4, M)
+        it = np.array([o_nid, o_last, o_nw, o_nt, o_hist], dtype=np.int64)  # (5, M)
+        if words_on:
+            partial = new_partial
+
+    pb, pnb = fl[0], fl[1]
+    nid, n_words, n_tokens, hist = it[0], it[2], it[3], it[4]
+    lm_raw = fl[3]
 
     # Close the final partial word, add end of sentence, rank.
     finals = list(range(nid.shape[0]))
