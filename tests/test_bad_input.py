@@ -75,7 +75,7 @@ non-UTF-8 config, unknown task            is empty`` / ``c.yaml:2: invalid YAML:
                                           UTF-8 text`` / ``key 'task': unknown task``
 SEQKIT SCORE / NGRAM / PREDICT / EVALUATE
 ``score wer|bleu|acc``, empty hyp         error ``hyp.txt: file is empty``
-``score wer|cer|chrf|f1``, line counts    error ``line counts differ: ref.txt has 2 lines but
+``score wer|cer|chrf|f1``, line counts    error ``ref.txt:2: line counts differ: ref.txt has 2 lines but
                                           hyp.txt has 1 line``
 ``score f1``, tag count mismatch          error ``hyp.txt:2: 2 tags but the reference
                                           (ref.txt:2) has 3``

@@ -314,7 +314,7 @@ def test_line_count_mismatch_names_both_files(tmp_path, metric):
     hyp = write(tmp_path / "hyp.txt", [f"w{i} x" for i in range(9)])
     with pytest.raises(DataError) as err:
         run_cli(["score", metric, "--ref", str(ref), "--hyp", str(hyp)])
-    assert str(err.value) == f"line counts differ: {ref} has 10 lines but {hyp} has 9 lines"
+    assert str(err.value) == f"{ref}:10: line counts differ: {ref} has 10 lines but {hyp} has 9 lines"
 
 
 def test_functions_check_lengths_and_emptiness():

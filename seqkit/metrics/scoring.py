@@ -19,6 +19,7 @@ messages point at the right files.
 from __future__ import annotations
 
 import math
+import os
 import unicodedata
 import warnings
 from collections.abc import Sequence
@@ -42,9 +43,13 @@ def _check_pair(refs: Sequence, hyps: Sequence, ref_name: str, hyp_name: str) ->
     if len(hyps) == 0:
         raise DataError(f"{hyp_name} is empty")
     if len(refs) != len(hyps):
+        longer = hyp_name if len(hyps) > len(refs) else ref_name
+        where = os.path.isfile(longer)  # files: point at the longer one's first unmatched line
         raise DataError(
             f"line counts differ: {ref_name} has {_lines(len(refs))} "
-            f"but {hyp_name} has {_lines(len(hyps))}"
+            f"but {hyp_name} has {_lines(len(hyps))}",
+            longer if where else None,
+            min(len(refs), len(hyps)) + 1 if where else None,
         )
 
 
