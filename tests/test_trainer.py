@@ -143,6 +143,18 @@ def test_gradient_accumulation_step_count(tmp_path):
     assert one.state["step"] == batches and two.state["step"] == (batches + 1) // 2
 
 
+def test_accumulation_over_a_single_last_batch_is_not_halved(tmp_path):
+    # one batch per epoch: accumulate=2 must take the same SGD step as accumulate=1
+    kw = dict(epochs=2, max_tokens=10_000, optimizer="sgd", lr=0.5, clip_grad_norm=None)
+    one = make_trainer(tmp_path, "b1", **kw)
+    one.fit()
+    two = make_trainer(tmp_path, "b2", accumulate=2, **kw)
+    two.fit()
+    assert len(one.sampler) == 1 and two.state["step"] == 2
+    a, b = one.model.state_dict(), two.model.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-7) for k in a)
+
+
 def test_warmup_cosine_schedule():
     p = nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=1.0)

@@ -420,7 +420,8 @@ class Trainer:
                     loss = out["loss"]
                     is_finite = bool(torch.isfinite(loss.detach()).item())
                     finite = finite and is_finite
-                    (loss / cfg.accumulate).backward()
+                    # the mean over this step's micro-batches (fewer than accumulate at an odd epoch end)
+                    (loss / min(cfg.accumulate, n_batches - (pos - micro))).backward()
                 if is_finite:
                     n = int(out.get("n", 1))
                     st["loss_sum"] += float(loss.detach()) * n
