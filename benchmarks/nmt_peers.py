@@ -226,6 +226,8 @@ def main() -> None:
     p.add_argument("--beam-train-steps", type=int, default=300)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--fixed-len", type=int, default=None,
+                   help="beam search: every output exactly this long on every side (min = max length)")
     p.add_argument("--sides", nargs="+", default=list(SIDES))
     p.add_argument("--no-train", action="store_true")
     p.add_argument("--no-beam", action="store_true")
@@ -268,7 +270,8 @@ def main() -> None:
             for rep in range(args.reps):
                 for s in order[rep % len(order):] + order[: rep % len(order)]:
                     res["load"].append(loadavg())
-                    r = workers[s].ask({"op": "decode", "beam": args.beam, "batch": args.batch})
+                    r = workers[s].ask({"op": "decode", "beam": args.beam, "batch": args.batch,
+                                        "fixed_len": args.fixed_len})
                     r["sent_per_s"] = r["sentences"] / r["seconds"]
                     if rep == 0:
                         (work / f"val.hyp.{s}").write_text("".join(h + "\n" for h in r["hyps"]), encoding="utf-8")
@@ -314,7 +317,9 @@ def tables(res: dict, args) -> str:
     if res["beam"]:
         sm, runs = res["beam"]["summary"], res["beam"]["runs"]
         lines += [f"Beam search, beam {args.beam}, batch {args.batch} sentences, Multi30k val (1014 sentences), models "
-                  f"trained {args.beam_train_steps} steps each (median of {args.reps}):", "",
+                  f"trained {args.beam_train_steps} steps each"
+                  + (f", every output forced to {args.fixed_len} tokens (min = max length)" if args.fixed_len else "")
+                  + f" (median of {args.reps}):", "",
                   "| toolkit | sentences/s (median) | min-max | output tokens/sent | output tokens/s | seqkit / peer | "
                   "target | met |",
                   "|---|---|---|---|---|---|---|---|"]

@@ -156,14 +156,29 @@ class Seqkit:
         self.model = model.eval()
         return CLOCK.result(warmup)
 
-    def decode(self, beam: int, batch: int) -> dict:
+    def decode(self, beam: int, batch: int, fixed_len: int | None) -> dict:
         self.task.cfg.decode.batch_size = batch
         _, items, _ = self.task._dev(self.cfg.data.dev, "data.dev")
         t0 = time.perf_counter()
-        res = self.task.translate(self.model, items, beam)
+        if fixed_len is None:
+            res = self.task.translate(self.model, items, beam)
+            toks, hyps = [r[0]["tokens"] for r in res], [r[0]["text"] for r in res]
+        else:  # TranslationTask._translate with min_len = max_len = fixed_len
+            from seqkit.search import beam_search
+
+            task, v = self.task, self.task.tgt_vocab
+            toks, hyps = [None] * len(items), [None] * len(items)
+            with torch.no_grad():
+                for idx in task._batches(items):
+                    b = task.collate([{"src": items[i]["src"]} for i in idx])
+                    stepper, state = self.model.start(b)
+                    out = beam_search(stepper, state, beam=beam, bos=v.bos_id, eos=v.eos_id, max_len=fixed_len,
+                                      min_len=fixed_len, length_penalty=S["length_penalty"])
+                    for j, i in enumerate(idx):
+                        toks[i] = out[j][0].tokens
+                        hyps[i] = task._detok(toks[i], None)
         sec = time.perf_counter() - t0
-        return {"seconds": sec, "sentences": len(items), "out_tokens": sum(len(r[0]["tokens"]) for r in res),
-                "hyps": [r[0]["text"] for r in res]}
+        return {"seconds": sec, "sentences": len(items), "out_tokens": sum(len(t) for t in toks), "hyps": hyps}
 
 
 class _NullLog(list):
@@ -268,13 +283,15 @@ class Joey:
         self.model, self.dev_data, self.args = model.eval(), dev_data, args
         return CLOCK.result(warmup)
 
-    def decode(self, beam: int, batch: int) -> dict:
+    def decode(self, beam: int, batch: int, fixed_len: int | None) -> dict:
         from joeynmt.config import set_validation_args
         from joeynmt.prediction import predict
 
         dev_args = set_validation_args(self.args.test)._replace(
             beam_size=beam, batch_size=batch, batch_type="sentence", return_prob="none", eval_metrics=[],
             beam_alpha=S["length_penalty"], n_best=1)
+        if fixed_len is not None:
+            dev_args = dev_args._replace(min_output_length=fixed_len, max_output_length=fixed_len)
         t0 = time.perf_counter()
         out = predict(model=self.model, data=self.dev_data, device=torch.device("cpu"), n_gpu=0,
                       compute_loss=False, normalization="none", num_workers=0, args=dev_args,
@@ -396,7 +413,7 @@ class ONMT:
             self.ckpt = saver(s, steps, box["model"])[0]
         return r
 
-    def decode(self, beam: int, batch: int) -> dict:
+    def decode(self, beam: int, batch: int, fixed_len: int | None) -> dict:
         from onmt.inference_engine import InferenceEnginePY
         from onmt.opts import translate_opts
         from onmt.utils.parse import ArgumentParser
@@ -407,7 +424,8 @@ class ONMT:
         opt = p.parse_args(["-model", str(self.ckpt), "-src", str(WORK / "val.de"), "-output", str(out),
                             "-beam_size", str(beam), "-batch_size", str(batch), "-batch_type", "sents",
                             "-length_penalty", "wu", "-alpha", str(S["length_penalty"]), "-n_best", "1",
-                            "-max_length", str(S["onmt_max_length"]), "-gpu", "-1", "-seed", str(S["seed"])])
+                            "-max_length", str(fixed_len or S["onmt_max_length"]),
+                            "-min_length", str(fixed_len or 0), "-gpu", "-1", "-seed", str(S["seed"])])
         ArgumentParser.validate_translate_opts(opt)
         ArgumentParser._get_all_transform_translate(opt)
         ArgumentParser._validate_transforms_opts(opt)
@@ -435,7 +453,7 @@ def main() -> None:
         elif op == "train":
             res = side.train(cmd["steps"], cmd["warmup"], cmd.get("tag", "t"))
         elif op == "decode":
-            res = side.decode(cmd["beam"], cmd["batch"])
+            res = side.decode(cmd["beam"], cmd["batch"], cmd.get("fixed_len"))
         else:
             res = {"error": f"unknown op {op}"}
         res["threads"] = torch.get_num_threads()
