@@ -35,7 +35,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -84,18 +83,18 @@ def prepare_data(args) -> Path:
         return work
     from seqkit.data.tokenizers import SentencePieceTokenizer
 
-    train = {l: (src / f"train.{l}").read_text(encoding="utf-8").splitlines() for l in ("de", "en")}
+    train = {lang: (src / f"train.{lang}").read_text(encoding="utf-8").splitlines() for lang in ("de", "en")}
     sp = SentencePieceTokenizer.train(texts=train["de"] + train["en"], model_prefix=work / "spm",
                                       vocab_size=8000, model_type="unigram", seed=1)
     counts = Counter()
     for split in ("train", "val"):
-        for l in ("de", "en"):
-            lines = (src / f"{split}.{l}").read_text(encoding="utf-8").splitlines()
+        for lang in ("de", "en"):
+            lines = (src / f"{split}.{lang}").read_text(encoding="utf-8").splitlines()
             toks = [sp.encode(x) for x in lines]
             if split == "train":
                 for t in toks:
                     counts.update(t)
-            (work / f"{split}.{l}").write_text("".join(" ".join(t) + "\n" for t in toks), encoding="utf-8")
+            (work / f"{split}.{lang}").write_text("".join(" ".join(t) + "\n" for t in toks), encoding="utf-8")
     # OpenNMT-py vocabulary file (what onmt_build_vocab writes: token<TAB>count, most frequent first)
     (work / "opennmt.vocab").write_text("".join(f"{w}\t{c}\n" for w, c in counts.most_common()), encoding="utf-8")
     # JoeyNMT: one token a line (its specials are added in front); one file for both sides

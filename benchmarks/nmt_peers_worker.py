@@ -29,7 +29,6 @@ JSON command per line on stdin and answers one JSON line on stdout:
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -369,11 +368,7 @@ class ONMT:
         def ga(trainer, true_batches, normalization, total_stats, report_stats):
             box["model"] = trainer.model
             box["trainer"] = trainer
-            before = total_stats.n_words
-            try:
-                return orig_ga(trainer, true_batches, normalization, total_stats, report_stats)
-            finally:
-                pass
+            return orig_ga(trainer, true_batches, normalization, total_stats, report_stats)
 
         def counted(trainer, true_batches, normalization, total_stats, report_stats):
             nw = sum(int(b["tgt"][:, 1:, 0].ne(trainer.train_loss.padding_idx).sum()) for b in true_batches)
