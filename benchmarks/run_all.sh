@@ -2,7 +2,7 @@
 # Run every benchmark with its default settings, one after the other (results: benchmarks/README.md).
 # Needs the prepared data (data/multi30k, data/an4) and the recipe checkpoints named in each
 # section of benchmarks/README.md; the peer benchmarks create their venvs under .bench_venvs/.
-# Several hours on 2 cores (nmt_peers.py alone ~30 min).  Usage: bash benchmarks/run_all.sh [LOGDIR]
+# Not timed as a whole (nmt_peers.py alone takes ~30 min on 2 cores).  Usage: bash benchmarks/run_all.sh [LOGDIR]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
