@@ -10,27 +10,17 @@ FLOPs of a training step over real (unpadded) positions.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from pathlib import Path
 
 import torch
+from _bench_common import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 MT_CKPT = "exp/mt_de_en/best.pt"
 ASR_CKPT = "exp/an4_pB/best.pt"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def machine_line(threads: int) -> str:

@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _bench_common import Worker, cpu_name, log, pip_install, python_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().with_name("ctc_peers_worker.py")
@@ -65,11 +66,6 @@ PEERS = {
         "check": "from flashlight.lib.text.decoder import KenLM, LexiconDecoder",
     },
 }
-THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- log-probabilities
@@ -136,17 +132,6 @@ def compute_log_probs(args) -> Path:
 # --------------------------------------------------------------------------- peer venvs
 
 
-def _pip(py: Path, pkgs: list[str], logf) -> int:
-    logf.write(f"\n$ pip install {' '.join(pkgs)}\n")
-    logf.flush()
-    cmd = [str(py), "-m", "pip", "install", "--disable-pip-version-check", *pkgs]
-    return subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT).returncode
-
-
-def _check(py: Path, code: str) -> bool:
-    return subprocess.run([str(py), "-c", code], capture_output=True).returncode == 0
-
-
 def ensure_venv(root: Path, name: str) -> dict:
     """Create ``root/name`` with the peer's packages unless it is there already."""
     spec = PEERS[name]
@@ -156,7 +141,7 @@ def ensure_venv(root: Path, name: str) -> dict:
     want = {"pip": spec["pip"], "optional": spec["optional"]}
     if marker.exists() and py.exists():
         info = json.loads(marker.read_text())
-        if info.get("want") == want and _check(py, spec["check"]):
+        if info.get("want") == want and python_ok(py, spec["check"]):
             return info
     root.mkdir(parents=True, exist_ok=True)
     (root / ".gitignore").write_text("*\n")  # belt and braces: the repo's .gitignore lists it too
@@ -166,11 +151,11 @@ def ensure_venv(root: Path, name: str) -> dict:
     with open(logpath, "a", encoding="utf-8") as logf:
         if not py.exists():
             subprocess.run([sys.executable, "-m", "venv", str(d)], check=True)
-        if _pip(py, spec["pip"], logf) != 0 or not _check(py, spec["check"]):
+        if pip_install(py, spec["pip"], logf) != 0 or not python_ok(py, spec["check"]):
             raise SystemExit(f"installing {spec['pip']} into {d} failed: see {logpath}")
         installed, failed = None, []
         for alt in spec["optional"]:
-            if _pip(py, alt, logf) == 0 and _check(py, spec["optional_check"]):
+            if pip_install(py, alt, logf) == 0 and python_ok(py, spec["optional_check"]):
                 installed = alt
                 break
             failed.append(alt)
@@ -179,38 +164,6 @@ def ensure_venv(root: Path, name: str) -> dict:
     marker.write_text(json.dumps(info, indent=1) + "\n")
     log(f"venv {d}: done in {info['install_seconds']} s; optional {installed}, failed {failed}")
     return info
-
-
-# --------------------------------------------------------------------------- workers
-
-
-class Worker:
-    def __init__(self, side: str, python: Path, npz: Path, arpa: str, errlog: Path):
-        env = {**os.environ, **THREAD_ENV, "PYTHONUNBUFFERED": "1"}
-        self.side = side
-        self.err = open(errlog, "w", encoding="utf-8")
-        self.proc = subprocess.Popen(
-            [str(python), str(WORKER), side, str(npz), arpa],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True, cwd=ROOT, env=env,
-        )
-        self.errlog = errlog
-
-    def ask(self, cmd: dict) -> dict:
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit(f"worker {self.side} died: see {self.errlog}")
-        return json.loads(line)
-
-    def close(self) -> None:
-        try:
-            self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        self.proc.wait(timeout=60)
-        self.err.close()
 
 
 # --------------------------------------------------------------------------- settings
@@ -251,14 +204,7 @@ def settings(args, have_kenlm: bool) -> list[dict]:
 
 
 def machine() -> dict:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     try:
         import torch
 
@@ -321,7 +267,8 @@ def main() -> None:
     rows = settings(args, have_kenlm)
     for row in rows:
         row["sides"] = {s: c for s, c in row["sides"].items() if s in sides}
-    workers = {s: Worker(s, pythons[s], npz, args.lm, work / f"worker_{s}.log") for s in sides}
+    workers = {s: Worker(s, [str(pythons[s]), str(WORKER), s, str(npz), args.lm], ROOT, work / f"worker_{s}.log",
+                          close_timeout=60) for s in sides}
     versions = {s: w.ask({"op": "info"})["versions"] for s, w in workers.items()}
     log(f"decoding {n} utterances ({frames} frames, {audio:.1f} s audio), {args.reps} repetitions")
     times: dict[tuple[int, str], list[float]] = {}

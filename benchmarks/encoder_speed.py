@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _bench_common import cpu_name
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -74,16 +74,6 @@ def lstm_flops(batch: int, steps: int, d_in: int, hidden: int, layers: int, dirs
         per_position += dirs * 2 * 4 * hidden * (size + hidden)
         size = hidden * dirs
     return 3.0 * per_position * batch * steps
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> None:

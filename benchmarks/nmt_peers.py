@@ -38,9 +38,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from _bench_common import Worker, cpu_name, log, pip_install, python_ok
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().with_name("nmt_peers_worker.py")
-THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+WORKER_ENV = {"PYTHONWARNINGS": "ignore",
+              # OpenNMT-py 3.5.1 checkpoints hold argparse options: torch >= 2.6 loads them only so
+              "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
 PEERS = {
     "joeynmt": {
         "wheel": "joeynmt==2.3.0",
@@ -63,10 +67,6 @@ SETTINGS = {
     "lr": 0.001, "clip": 1.0, "max_tokens": 2000, "max_len": 100, "seed": 1, "length_penalty": 1.0,
     "onmt_max_length": 100, "seqkit_recipe": str(ROOT / "recipes/translation/multi30k/config.yaml"),
 }
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- data
@@ -107,18 +107,6 @@ def prepare_data(args) -> Path:
 # --------------------------------------------------------------------------- peer venvs
 
 
-def _pip(py: Path, pkgs: list[str], logf) -> int:
-    logf.write(f"\n$ pip install {' '.join(pkgs)}\n")
-    logf.flush()
-    cmd = [str(py), "-m", "pip", "install", "--disable-pip-version-check", *pkgs]
-    return subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT).returncode
-
-
-def _check(py: Path, code: str) -> bool:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([str(py), "-c", code], capture_output=True, env=env).returncode == 0
-
-
 def ensure_venv(root: Path, name: str) -> Path:
     """``root/name`` with the peer (``--no-deps``) and its dependencies except torch, which
     comes from this interpreter's site-packages through a ``.pth`` file read after the
@@ -126,7 +114,7 @@ def ensure_venv(root: Path, name: str) -> Path:
     spec = PEERS[name]
     d = root / name
     py = d / "bin" / "python"
-    if py.exists() and _check(py, spec["check"]):
+    if py.exists() and python_ok(py, spec["check"]):
         return py
     root.mkdir(parents=True, exist_ok=True)
     (root / ".gitignore").write_text("*\n")
@@ -140,49 +128,16 @@ def ensure_venv(root: Path, name: str) -> Path:
         main_sp = sysconfig.get_paths()["purelib"]
         sp = next((d / "lib").glob("python3*/site-packages"))
         (sp / "zzz_main_venv.pth").write_text(main_sp + "\n")  # appended after the venv's own packages
-        if _pip(py, ["--no-deps", spec["wheel"]], logf) or _pip(py, spec["deps"], logf) or not _check(py, spec["check"]):
+        if pip_install(py, ["--no-deps", spec["wheel"]], logf) or pip_install(py, spec["deps"], logf) or not python_ok(py, spec["check"]):
             raise SystemExit(f"installing {spec['wheel']} into {d} failed: see {logpath}")
     return py
 
 
-# --------------------------------------------------------------------------- workers
-
-
-class Worker:
-    def __init__(self, side: str, python: Path, work: Path):
-        env = {**os.environ, **THREAD_ENV, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore",
-               # OpenNMT-py 3.5.1 checkpoints hold argparse options: torch >= 2.6 loads them only so
-               "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
-        self.side = side
-        self.errlog = work / f"worker_{side}.log"
-        self.err = open(self.errlog, "w", encoding="utf-8")
-        self.proc = subprocess.Popen([str(python), str(WORKER), side, str(work)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.err, text=True, cwd=ROOT, env=env)
-
-    def ask(self, cmd: dict) -> dict:
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit(f"worker {self.side} died: see {self.errlog}")
-        return json.loads(line)
-
-    def close(self) -> None:
-        try:
-            self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        self.proc.wait(timeout=120)
-        self.err.close()
+# --------------------------------------------------------------------------- machine
 
 
 def machine() -> dict:
-    cpu = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    cpu = cpu_name()
     import torch
 
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__}
@@ -238,7 +193,8 @@ def main() -> None:
     for side in args.sides:
         if side != "seqkit":
             pys[side] = ensure_venv(Path(args.venvs), side)
-    workers = {s: Worker(s, pys[s], work) for s in args.sides}
+    workers = {s: Worker(s, [str(pys[s]), str(WORKER), s, str(work)], ROOT, work / f"worker_{s}.log",
+                         env=WORKER_ENV) for s in args.sides}
     res = {"machine": machine(), "settings": SETTINGS, "args": vars(args), "info": {}, "train": {}, "beam": {},
            "load": []}
     try:
