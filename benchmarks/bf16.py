@@ -160,8 +160,6 @@ def main(argv=None) -> None:
                 f"{m}: " + ", ".join(f"{o['seconds']:.2f}" for o in outs[m]) for m in MODES)
                 + f"; whole-call times {times}")
         else:
-            from seqkit.tasks.base import Task  # noqa: F401
-
             utts, items = task._dev(task.cfg.data.dev, "data.dev")
             losses = {}
             for mode in MODES:
