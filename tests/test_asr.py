@@ -87,6 +87,25 @@ def test_fbank_shape_and_cmvn():
     assert torch.allclose(g2(feats), g(feats))
 
 
+def test_speaker_cmvn_uses_each_speakers_own_statistics(tmp_path):
+    from seqkit.tasks import get_task
+
+    cfg = load_config(_config(tmp_path, tmp_path, data__cmvn="speaker"))
+    task = get_task("asr")(cfg)
+    utts = [Utterance(f"u{i}", "", 1.0, "A", spk) for i, spk in enumerate("abab")]
+    g = torch.Generator().manual_seed(0)
+    feats = [torch.randn(5 + i, 3, generator=g) * (1 + i) + 10 * i for i in range(4)]
+    out = task.normalize_all(utts, feats)
+    for spk, idx in (("a", [0, 2]), ("b", [1, 3])):
+        both = torch.cat([out[i] for i in idx])  # zero mean, unit variance over the speaker's frames
+        assert torch.allclose(both.mean(0), torch.zeros(3), atol=1e-5), spk
+        assert torch.allclose(both.std(0, unbiased=False), torch.ones(3), atol=1e-4), spk
+        ref = GlobalCMVN.fit([feats[i] for i in idx])
+        assert all(torch.equal(out[i], ref(feats[i])) for i in idx)
+    with pytest.raises(Exception, match="data.cmvn"):
+        task.normalize(feats[0])  # one utterance alone has no speaker statistics
+
+
 def test_speed_perturb_changes_length():
     wave = torch.randn(16000)
     assert speed_perturb(wave, 16000, 1.0) is wave

@@ -68,7 +68,7 @@ class ASRDataConfig:
     features: Literal["fbank", "mfcc"] = "fbank"
     n_mels: int = 80
     n_mfcc: int = 13  # features: mfcc
-    cmvn: Literal["global", "utterance", "none"] = "global"
+    cmvn: Literal["global", "speaker", "utterance", "none"] = "global"
     speed_perturb: list[float] = field(default_factory=lambda: [1.0])
     cache_dir: str | None = None  # None: features are kept in memory only
     allow_outside_paths: bool = False  # manifest audio paths may leave the manifest's folder
@@ -197,13 +197,13 @@ class ASRTask(AudioTask):
     def _items(self, utts: list[Utterance], speed: float, name: str, skips: Skips | None,
                manifest: str) -> list[dict]:
         """Encoded examples; with ``skips``, drop (and count) the ones CTC cannot fit."""
-        feats = self._features(utts, name, speed)
+        feats = self.normalize_all(utts, self._features(utts, name, speed))
         d, m = self.cfg.data, self.cfg.model
         k = time_reduction(m.front, m.stack, m.encoder, m.enc_layers, m.reductions)
         items = []
         for line, (u, f) in enumerate(zip(utts, feats), 1):
             ids = self.vocab.encode(self.units(u.text))
-            it = {"feats": self.normalize(f), "targets": ids}
+            it = {"feats": f, "targets": ids}
             if skips is not None:
                 frames = -(-f.size(0) // k)  # encoder frames
                 need = int(ctc_min_input_lengths(torch.tensor([ids]), torch.tensor([len(ids)]))[0])

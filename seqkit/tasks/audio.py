@@ -1,7 +1,13 @@
 """Audio glue shared by the speech tasks (``asr``, ``audio_word2vec``): manifests, cached
 features, normalisation.  The task's ``DataConfig`` must have ``features``, ``sample_rate``,
-``n_mels``, ``n_mfcc``, ``cmvn`` (``global`` / ``utterance`` / ``none``), ``cache_dir`` and
-``allow_outside_paths`` (manifest audio paths may leave the manifest's folder)."""
+``n_mels``, ``n_mfcc``, ``cmvn`` (``global`` / ``speaker`` / ``utterance`` / ``none``), ``cache_dir``
+and ``allow_outside_paths`` (manifest audio paths may leave the manifest's folder).
+
+``cmvn: speaker`` normalises each utterance with the mean and standard deviation of all
+utterances of its speaker in the same list (the manifest's ``speaker`` field), as Kaldi's
+per-speaker CMVN does; the statistics of an unseen speaker come from that speaker's own
+(untranscribed) dev or test audio.  ``seqkit predict`` treats the files of one call as one
+speaker."""
 
 from __future__ import annotations
 
@@ -57,8 +63,25 @@ class AudioTask(Task):
         if self.cfg.data.cmvn == "global":
             self.cmvn = GlobalCMVN.fit(self._features(utts, name))
 
+    def normalize_all(self, utts: list[Utterance], feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``feats[i]`` (T_i, F) of ``utts[i]``, normalised as ``data.cmvn`` says."""
+        if self.cfg.data.cmvn != "speaker":
+            return [self.normalize(f) for f in feats]
+        groups: dict[str, list[int]] = {}
+        for i, u in enumerate(utts):
+            groups.setdefault(u.speaker, []).append(i)
+        out: list[torch.Tensor] = [feats[0]] * len(feats)
+        for idx in groups.values():
+            stats = GlobalCMVN.fit([feats[i] for i in idx])
+            for i in idx:
+                out[i] = stats(feats[i])
+        return out
+
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
+        """One utterance (T, F) -> (T, F); ``cmvn: speaker`` needs :meth:`normalize_all`."""
         mode = self.cfg.data.cmvn
+        if mode == "speaker":
+            raise ConfigError(f"{self.cfg.source}: key 'data.cmvn': 'speaker' needs the speaker's utterances")
         if mode == "utterance":
             return utterance_cmvn(feats)
         if mode == "global":
@@ -74,7 +97,7 @@ class AudioTask(Task):
         their line indices.  A file that cannot be read is a :class:`DataError` naming the
         input line and the file.
         """
-        items, where = [], []
+        feats, where = [], []
         for n, line in enumerate(lines):
             path, start, end = line.strip(), None, None
             if not path:
@@ -90,6 +113,7 @@ class AudioTask(Task):
                 wave, _ = load_audio(path, self.cfg.data.sample_rate, start, end)
             except DataError as e:
                 raise DataError(f"input line {n + 1}: {e}") from None
-            items.append({"feats": self.normalize(features(wave, self.feature_options))})
+            feats.append(features(wave, self.feature_options))
             where.append(n)
-        return items, where
+        one_speaker = [Utterance(id=str(n), path="", duration=0.0, text="", speaker="input") for n in where]
+        return [{"feats": f} for f in self.normalize_all(one_speaker, feats)], where

@@ -40,7 +40,7 @@ class AW2VDataConfig:
     features: Literal["mfcc", "fbank"] = "mfcc"
     n_mfcc: int = 13
     n_mels: int = 40
-    cmvn: Literal["utterance", "global", "none"] = "utterance"
+    cmvn: Literal["utterance", "speaker", "global", "none"] = "utterance"
     cache_dir: str | None = None
     allow_outside_paths: bool = False  # manifest audio paths may leave the manifest's folder
     max_frames: int | None = None  # longer training segments are skipped, counted
@@ -85,11 +85,12 @@ class AudioWord2VecTask(AudioTask):
         utts = self._manifest(d.train, "data.train")
         skips = Skips()
         items = []
-        for line, (u, f) in enumerate(zip(utts, self._features(utts, "aw2v-train")), 1):
+        feats = self.normalize_all(utts, self._features(utts, "aw2v-train"))
+        for line, (u, f) in enumerate(zip(utts, feats), 1):
             if d.max_frames is not None and f.size(0) > d.max_frames:
                 skips.add(d.train, line, f"{u.id}: longer than data.max_frames={d.max_frames}")
                 continue
-            items.append({"feats": self.normalize(f)})
+            items.append({"feats": f})
         if len(skips):
             print(f"{d.train}: {skips.summary()}", file=sys.stderr)
         return items, [it["feats"].size(0) for it in items], self.collate
@@ -126,7 +127,7 @@ class AudioWord2VecTask(AudioTask):
         if self._dev_cache is not None and self._dev_cache[0] == path:
             return self._dev_cache[1:]
         utts = self._manifest(path, key)
-        items = [{"feats": self.normalize(f)} for f in self._features(utts, "aw2v-dev")]
+        items = [{"feats": f} for f in self.normalize_all(utts, self._features(utts, "aw2v-dev"))]
         self._dev_cache = (path, utts, items)
         return utts, items
 
