@@ -60,12 +60,12 @@ Matched setup (both sides):
 What the epoch time holds: from the request to the end of the epoch's last optimizer step
 (read by a ``torch.optim`` step hook), i.e. batching, collation, forward, backward, clipping and
 updates in each toolkit's own loop; not dev decoding, checkpoints (neither side writes any) or
-end-of-epoch hooks (the whole call is reported too).  **Fairness caveat, features:** seqkit
-computes features once (cached on disk, held in memory) and trains on them; SpeechBrain's
-recipes read the audio and compute Fbank per batch, and that is the default here
-(``--sb-features online``), so its epoch time includes reading the WAVs and computing filterbanks
-(a few seconds per epoch on AN4).  ``--sb-features cached`` gives SpeechBrain features computed
-once with its Fbank and held in memory, which compares the training loops alone.
+end-of-epoch hooks (the whole call is reported too).  **Features:** seqkit computes features
+once (cached on disk, held in memory) and trains on them; by default (``--sb-features cached``)
+SpeechBrain's features are also computed once with its Fbank and held in memory, so the epoch
+times compare the training loops alone.  SpeechBrain's recipes read the audio and compute Fbank
+per batch: ``--sb-features online`` does that, and its epoch time then includes reading the WAVs
+and computing filterbanks.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None, help="train on this many utterances (smoke tests)")
     p.add_argument("--limit-dev", type=int, default=None, help="decode this many dev utterances")
     p.add_argument("--dev-each-epoch", action="store_true", help="also decode dev after every epoch (untimed)")
-    p.add_argument("--sb-features", choices=("online", "cached"), default="online",
+    p.add_argument("--sb-features", choices=("online", "cached"), default="cached",
                    help="SpeechBrain: Fbank per batch from the audio (its recipes' usage) or computed once")
     p.add_argument("--sb-buckets", type=int, default=20, help="SpeechBrain DynamicBatchSampler buckets")
     p.add_argument("--max-frames", type=int, default=5000,
