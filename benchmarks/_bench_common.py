@@ -37,6 +37,44 @@ def pip_install(py: Path, pkgs: list[str], logf) -> int:
     return subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT).returncode
 
 
+def peer_venv(root: Path, name: str, installs: list[list[str]], check: str) -> Path:
+    """The python of the venv ``root/name``, created when missing or broken: ``installs`` are
+    pip argument lists run in order (log in ``root/name.install.log``); torch (and whatever
+    else the peer shares with seqkit) comes from this interpreter's site-packages through a
+    ``.pth`` file read after the venv's own packages, so pip sees it and installs nothing twice.
+    ``check`` is code that must run in the finished venv."""
+    d = root / name
+    py = d / "bin" / "python"
+    if py.exists() and python_ok(py, check):
+        return py
+    root.mkdir(parents=True, exist_ok=True)
+    (root / ".gitignore").write_text("*\n")
+    logpath = root / f"{name}.install.log"
+    what = " + ".join(" ".join(args) for args in installs)
+    log(f"venv {d}: creating, installing {what} (log {logpath})")
+    with open(logpath, "a", encoding="utf-8") as logf:
+        if not py.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(d)], check=True)
+        import sysconfig
+
+        main_sp = sysconfig.get_paths()["purelib"]
+        sp = next((d / "lib").glob("python3*/site-packages"))
+        (sp / "zzz_main_venv.pth").write_text(main_sp + "\n")  # appended after the venv's own packages
+        if any(pip_install(py, args, logf) for args in installs) or not python_ok(py, check):
+            raise SystemExit(f"installing {what} into {d} failed: see {logpath}")
+    return py
+
+
+class NullLog(list):
+    """Stands in for seqkit's metrics log when a worker drives ``Trainer._loop`` itself."""
+
+    def log(self, *a, **k):
+        pass
+
+    def write(self, *a, **k):
+        pass
+
+
 def python_ok(py: Path, code: str) -> bool:
     """Whether ``py -c code`` exits 0 (e.g. the peer's packages import)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}

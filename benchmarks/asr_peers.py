@@ -75,11 +75,10 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-from _bench_common import Worker, cpu_name, log, pip_install, python_ok
+from _bench_common import Worker, cpu_name, log, peer_venv
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().with_name("asr_peers_worker.py")
@@ -126,28 +125,8 @@ def prepare_data(args) -> tuple[Path, list[str], list[str]]:
 
 
 def ensure_venv(root: Path) -> Path:
-    """``root/speechbrain`` with SpeechBrain from PyPI; torch and torchaudio come from this
-    interpreter's site-packages through a ``.pth`` file read after the venv's own packages
-    (pip sees them there and installs neither again)."""
-    d = root / PEER["name"]
-    py = d / "bin" / "python"
-    if py.exists() and python_ok(py, PEER["check"]):
-        return py
-    root.mkdir(parents=True, exist_ok=True)
-    (root / ".gitignore").write_text("*\n")
-    logpath = root / f"{PEER['name']}.install.log"
-    log(f"venv {d}: creating, installing {' '.join(PEER['pip'])} (log {logpath})")
-    with open(logpath, "a", encoding="utf-8") as logf:
-        if not py.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(d)], check=True)
-        import sysconfig
-
-        main_sp = sysconfig.get_paths()["purelib"]
-        sp = next((d / "lib").glob("python3*/site-packages"))
-        (sp / "zzz_main_venv.pth").write_text(main_sp + "\n")  # appended after the venv's own packages
-        if pip_install(py, PEER["pip"], logf) or not python_ok(py, PEER["check"]):
-            raise SystemExit(f"installing {' '.join(PEER['pip'])} into {d} failed: see {logpath}")
-    return py
+    """``root/speechbrain`` with SpeechBrain from PyPI; torch and torchaudio from this venv."""
+    return peer_venv(root, PEER["name"], [PEER["pip"]], PEER["check"])
 
 
 # --------------------------------------------------------------------------- main

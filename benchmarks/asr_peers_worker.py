@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from _bench_common import NullLog  # benchmarks/ is sys.path[0] when run as a script
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 SIDE, WORK = sys.argv[1], Path(sys.argv[2])
@@ -93,14 +94,6 @@ def norm_text(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- seqkit
-
-
-class _NullLog(list):
-    def log(self, *a, **k):
-        pass
-
-    def write(self, *a, **k):
-        pass
 
 
 class Seqkit:
@@ -182,7 +175,7 @@ class Seqkit:
         CLOCK.reset()
         torch.set_num_threads(S["threads"])
         t0 = time.perf_counter()
-        tr._loop(_NullLog())
+        tr._loop(NullLog())
         t1 = time.perf_counter()
         return {"seconds": CLOCK.last - t0, "call_seconds": t1 - t0, "steps": CLOCK.steps, **COUNT.result()}
 

@@ -33,12 +33,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
-from _bench_common import Worker, cpu_name, log, pip_install, python_ok
+from _bench_common import Worker, cpu_name, log, peer_venv
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().with_name("nmt_peers_worker.py")
@@ -108,29 +107,9 @@ def prepare_data(args) -> Path:
 
 
 def ensure_venv(root: Path, name: str) -> Path:
-    """``root/name`` with the peer (``--no-deps``) and its dependencies except torch, which
-    comes from this interpreter's site-packages through a ``.pth`` file read after the
-    venv's own site-packages."""
+    """``root/name`` with the peer (``--no-deps``) and its dependencies except torch."""
     spec = PEERS[name]
-    d = root / name
-    py = d / "bin" / "python"
-    if py.exists() and python_ok(py, spec["check"]):
-        return py
-    root.mkdir(parents=True, exist_ok=True)
-    (root / ".gitignore").write_text("*\n")
-    logpath = root / f"{name}.install.log"
-    log(f"venv {d}: creating, installing {spec['wheel']} (log {logpath})")
-    with open(logpath, "a", encoding="utf-8") as logf:
-        if not py.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(d)], check=True)
-        import sysconfig
-
-        main_sp = sysconfig.get_paths()["purelib"]
-        sp = next((d / "lib").glob("python3*/site-packages"))
-        (sp / "zzz_main_venv.pth").write_text(main_sp + "\n")  # appended after the venv's own packages
-        if pip_install(py, ["--no-deps", spec["wheel"]], logf) or pip_install(py, spec["deps"], logf) or not python_ok(py, spec["check"]):
-            raise SystemExit(f"installing {spec['wheel']} into {d} failed: see {logpath}")
-    return py
+    return peer_venv(root, name, [["--no-deps", spec["wheel"]], spec["deps"]], spec["check"])
 
 
 # --------------------------------------------------------------------------- machine

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import torch
+from _bench_common import NullLog  # benchmarks/ is sys.path[0] when run as a script
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 SIDE, WORK = sys.argv[1], Path(sys.argv[2])
@@ -148,7 +149,7 @@ class Seqkit:
                           log=lambda s: None)
         CLOCK.start(steps)
         try:
-            trainer._loop(_NullLog())
+            trainer._loop(NullLog())
         except Stop:
             pass
         del model.forward
@@ -178,14 +179,6 @@ class Seqkit:
                         hyps[i] = task._detok(toks[i], None)
         sec = time.perf_counter() - t0
         return {"seconds": sec, "sentences": len(items), "out_tokens": sum(len(t) for t in toks), "hyps": hyps}
-
-
-class _NullLog(list):
-    def log(self, *a, **k):
-        pass
-
-    def write(self, *a, **k):
-        pass
 
 
 # --------------------------------------------------------------------------- JoeyNMT
