@@ -65,6 +65,17 @@ def peer_venv(root: Path, name: str, installs: list[list[str]], check: str) -> P
     return py
 
 
+def serve(handle) -> None:
+    """A worker's loop: one JSON request per stdin line, ``handle(request) -> dict`` answered
+    as one JSON line on stdout, until ``{"op": "quit"}``."""
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["op"] == "quit":
+            break
+        sys.stdout.write(json.dumps(handle(cmd)) + "\n")
+        sys.stdout.flush()
+
+
 class NullLog(list):
     """Stands in for seqkit's metrics log when a worker drives ``Trainer._loop`` itself."""
 

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import torch
-from _bench_common import NullLog  # benchmarks/ is sys.path[0] when run as a script
+from _bench_common import NullLog, serve  # benchmarks/ is sys.path[0] when run as a script
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 SIDE, WORK = sys.argv[1], Path(sys.argv[2])
@@ -401,11 +401,9 @@ class SpeechBrain:
 
 def main() -> None:
     side = {"seqkit": Seqkit, "speechbrain": SpeechBrain}[SIDE]()
-    for line in sys.stdin:
-        cmd = json.loads(line)
+
+    def handle(cmd: dict) -> dict:
         op = cmd["op"]
-        if op == "quit":
-            break
         if op == "info":
             res = side.info()
         elif op == "start":
@@ -416,9 +414,9 @@ def main() -> None:
             res = side.decode()
         else:
             res = {"error": f"unknown op {op}"}
-        res["threads"] = torch.get_num_threads()
-        sys.stdout.write(json.dumps(res) + "\n")
-        sys.stdout.flush()
+        return {**res, "threads": torch.get_num_threads()}
+
+    serve(handle)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import sys
 import time
 
 import numpy as np
+from _bench_common import serve  # benchmarks/ is sys.path[0] when run as a script
 
 
 def load(npz: str):
@@ -254,27 +255,24 @@ def main() -> None:
     make = {"seqkit": seqkit_side, "pyctcdecode": pyctcdecode_side, "flashlight": flashlight_side}[side]
     build, versions = make(utts, tokens, blank, text, arpa)
     built: dict[str, tuple] = {}
-    for line in sys.stdin:
-        cmd = json.loads(line)
-        if cmd["op"] == "quit":
-            break
+
+    def handle(cmd: dict) -> dict:
         if cmd["op"] == "info":
-            reply = {"versions": versions}
-        else:
-            cfg = cmd["cfg"]
-            key = json.dumps(cfg, sort_keys=True)
-            if key not in built:
-                prepare, run = build(cfg)
-                run(prepare(), utts[:5])  # warm-up, untimed
-                built[key] = (prepare, run)
-            prepare, run = built[key]
-            prep = prepare()
-            t0 = time.perf_counter()
-            hyps = run(prep, utts)
-            seconds = time.perf_counter() - t0
-            reply = {"seconds": seconds, "hyps": hyps}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+            return {"versions": versions}
+        cfg = cmd["cfg"]
+        key = json.dumps(cfg, sort_keys=True)
+        if key not in built:
+            prepare, run = build(cfg)
+            run(prepare(), utts[:5])  # warm-up, untimed
+            built[key] = (prepare, run)
+        prepare, run = built[key]
+        prep = prepare()
+        t0 = time.perf_counter()
+        hyps = run(prep, utts)
+        seconds = time.perf_counter() - t0
+        return {"seconds": seconds, "hyps": hyps}
+
+    serve(handle)
 
 
 if __name__ == "__main__":

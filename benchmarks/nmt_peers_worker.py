@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import torch
-from _bench_common import NullLog  # benchmarks/ is sys.path[0] when run as a script
+from _bench_common import NullLog, serve  # benchmarks/ is sys.path[0] when run as a script
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 SIDE, WORK = sys.argv[1], Path(sys.argv[2])
@@ -431,11 +431,9 @@ class ONMT:
 
 def main() -> None:
     side = {"seqkit": Seqkit, "joeynmt": Joey, "opennmt": ONMT}[SIDE]()
-    for line in sys.stdin:
-        cmd = json.loads(line)
+
+    def handle(cmd: dict) -> dict:
         op = cmd["op"]
-        if op == "quit":
-            break
         if op == "info":
             res = side.info()
         elif op == "train":
@@ -444,9 +442,9 @@ def main() -> None:
             res = side.decode(cmd["beam"], cmd["batch"], cmd.get("fixed_len"))
         else:
             res = {"error": f"unknown op {op}"}
-        res["threads"] = torch.get_num_threads()
-        sys.stdout.write(json.dumps(res) + "\n")
-        sys.stdout.flush()
+        return {**res, "threads": torch.get_num_threads()}
+
+    serve(handle)
 
 
 if __name__ == "__main__":
