@@ -5,16 +5,18 @@
 # accuracy (sentence accuracy: each utterance is one digit) of both.
 # Usage: [JOBS=2] bash recipes/asr/fsdd/run_folds.sh [config] [extra key=value overrides ...]
 #   JOBS: folds trained at once (default 1; 2 on a 2-core machine, with train.num_threads=1)
-#   outputs: exp/asr_fsdd_<speaker>/ (dev_metrics_beam.json, dev_metrics.json = with the lexicon)
+#   OUT: output prefix (default exp/asr_fsdd): OUT_<speaker>/ holds dev_metrics_beam.json and
+#        dev_metrics.json (with the lexicon), OUT_<speaker>.log the training log
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 cfg=${1:-recipes/asr/fsdd/config.yaml}
 shift || true
 jobs=${JOBS:-1}
+prefix=${OUT:-exp/asr_fsdd}
 mkdir -p exp/fsdd_lm
 
 fold() {
-    local spk=$1 out=exp/asr_fsdd_$1
+    local spk=$1 out=${prefix}_$1
     shift
     local data=(data.train=data/fsdd/heldout_$spk/train.jsonl data.dev=data/fsdd/heldout_$spk/dev.jsonl
                 train.output_dir=$out)
@@ -34,12 +36,15 @@ for spk in george jackson nicolas yweweler; do
     while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 2; done
 done
 wait
-python - <<'PY'
+python - "$prefix" <<'PY'
 import json
+import sys
+
+prefix = sys.argv[1]
 accs = {}
 for spk in ("george", "jackson", "nicolas", "yweweler"):
-    beam = json.load(open(f"exp/asr_fsdd_{spk}/dev_metrics_beam.json"))
-    lex = json.load(open(f"exp/asr_fsdd_{spk}/dev_metrics.json"))
+    beam = json.load(open(f"{prefix}_{spk}/dev_metrics_beam.json"))
+    lex = json.load(open(f"{prefix}_{spk}/dev_metrics.json"))
     accs[spk] = (beam["sentence_accuracy"], lex["sentence_accuracy"])
     print(f"{spk}: digit accuracy {beam['sentence_accuracy']:.4f} ({beam['method']}, beam {beam['beam']}), "
           f"{lex['sentence_accuracy']:.4f} with the digit lexicon  ({lex['utterances']} utterances)")
