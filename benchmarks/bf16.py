@@ -52,6 +52,20 @@ def alternate(repeats: int, fn) -> dict[str, list[float]]:
     return times
 
 
+def alternate_quality(repeats: int, measure) -> tuple[dict, dict, dict, int, dict]:
+    """``measure(mode) -> {"seconds", "hyps", ...}`` run alternately ``repeats`` times per mode.
+
+    Returns every run's result per mode, the first run's result per mode (for quality), the
+    median decoding seconds per mode, how many hypotheses bf16 and fp32 share, and the
+    whole-call wall times."""
+    outs: dict[str, list[dict]] = {m: [] for m in MODES}
+    times = alternate(repeats, lambda mode: outs[mode].append(measure(mode)))
+    q = {m: outs[m][0] for m in MODES}
+    dec = {m: statistics.median([o["seconds"] for o in outs[m]]) for m in MODES}
+    same = sum(a == b for a, b in zip(q["fp32"]["hyps"], q["bf16"]["hyps"]))
+    return outs, q, dec, same, times
+
+
 def train_throughput(kind: str, task, model, n_batches: int, repeats: int) -> dict:
     max_tokens = 2000 if kind == "mt" else task.cfg.train.max_tokens
     batches = train_batches(task, max_tokens, n_batches, seed=0)
@@ -141,15 +155,8 @@ def main(argv=None) -> None:
         # ---- inference + quality (eval mode)
         model.eval()
         if kind == "mt":
-            outs = {m: [] for m in MODES}
-
-            def run(mode, outs=outs, task=task, model=model):
-                outs[mode].append(mt_quality(task, model, mode))
-
-            times = alternate(args.repeats, run)
-            q = {m: outs[m][0] for m in MODES}
-            dec = {m: statistics.median([o["seconds"] for o in outs[m]]) for m in MODES}
-            same = sum(a == b for a, b in zip(q["fp32"]["hyps"], q["bf16"]["hyps"]))
+            outs, q, dec, same, times = alternate_quality(
+                args.repeats, lambda mode, task=task, model=model: mt_quality(task, model, mode))
             infer_rows.append((f"{name} greedy, {q['fp32']['n']} dev sentences", dec["fp32"], dec["bf16"],
                                "sent/s", q["fp32"]["n"]))
             qual_rows.append((f"{name} dev (greedy)",
@@ -166,15 +173,9 @@ def main(argv=None) -> None:
                 with ctx(mode):
                     losses[mode] = task.dev_loss(model, items)
             for method in args.asr_methods:
-                outs = {m: [] for m in MODES}
-
-                def run(mode, outs=outs, method=method, task=task, model=model):
-                    outs[mode].append(asr_quality(task, model, mode, method))
-
-                alternate(args.repeats, run)
-                q = {m: outs[m][0] for m in MODES}
-                dec = {m: statistics.median([o["seconds"] for o in outs[m]]) for m in MODES}
-                same = sum(a == b for a, b in zip(q["fp32"]["hyps"], q["bf16"]["hyps"]))
+                outs, q, dec, same, _ = alternate_quality(
+                    args.repeats,
+                    lambda mode, method=method, task=task, model=model: asr_quality(task, model, mode, method))
                 label = {"ctc_greedy": "CTC greedy", "attention": "attention greedy",
                          "joint": f"joint CTC/attention beam {task.cfg.decode.beam_size}"}[method]
                 infer_rows.append((f"{name} {label}, {q['fp32']['n']} dev utterances", dec["fp32"], dec["bf16"],
