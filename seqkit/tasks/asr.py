@@ -197,7 +197,7 @@ class ASRTask(AudioTask):
     def _items(self, utts: list[Utterance], speed: float, name: str, skips: Skips | None,
                manifest: str) -> list[dict]:
         """Encoded examples; with ``skips``, drop (and count) the ones CTC cannot fit."""
-        feats = self.normalize_all(utts, self._features(utts, name, speed))
+        feats = self.normalize_all(self._features(utts, name, speed), [u.speaker for u in utts])
         d, m = self.cfg.data, self.cfg.model
         k = time_reduction(m.front, m.stack, m.encoder, m.enc_layers, m.reductions)
         items = []

@@ -63,19 +63,15 @@ class AudioTask(Task):
         if self.cfg.data.cmvn == "global":
             self.cmvn = GlobalCMVN.fit(self._features(utts, name))
 
-    def normalize_all(self, utts: list[Utterance], feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        """``feats[i]`` (T_i, F) of ``utts[i]``, normalised as ``data.cmvn`` says."""
+    def normalize_all(self, feats: list[torch.Tensor], speakers: list[str]) -> list[torch.Tensor]:
+        """``feats[i]`` (T_i, F), spoken by ``speakers[i]``, normalised as ``data.cmvn`` says."""
         if self.cfg.data.cmvn != "speaker":
             return [self.normalize(f) for f in feats]
-        groups: dict[str, list[int]] = {}
-        for i, u in enumerate(utts):
-            groups.setdefault(u.speaker, []).append(i)
-        out: list[torch.Tensor] = [feats[0]] * len(feats)
-        for idx in groups.values():
-            stats = GlobalCMVN.fit([feats[i] for i in idx])
-            for i in idx:
-                out[i] = stats(feats[i])
-        return out
+        groups: dict[str, list[torch.Tensor]] = {}
+        for f, spk in zip(feats, speakers):
+            groups.setdefault(spk, []).append(f)
+        stats = {spk: GlobalCMVN.fit(fs) for spk, fs in groups.items()}
+        return [stats[spk](f) for f, spk in zip(feats, speakers)]
 
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
         """One utterance (T, F) -> (T, F); ``cmvn: speaker`` needs :meth:`normalize_all`."""
@@ -115,5 +111,4 @@ class AudioTask(Task):
                 raise DataError(f"input line {n + 1}: {e}") from None
             feats.append(features(wave, self.feature_options))
             where.append(n)
-        one_speaker = [Utterance(id=str(n), path="", duration=0.0, text="", speaker="input") for n in where]
-        return [{"feats": f} for f in self.normalize_all(one_speaker, feats)], where
+        return [{"feats": f} for f in self.normalize_all(feats, ["input"] * len(feats))], where

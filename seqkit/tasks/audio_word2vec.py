@@ -85,7 +85,7 @@ class AudioWord2VecTask(AudioTask):
         utts = self._manifest(d.train, "data.train")
         skips = Skips()
         items = []
-        feats = self.normalize_all(utts, self._features(utts, "aw2v-train"))
+        feats = self.normalize_all(self._features(utts, "aw2v-train"), [u.speaker for u in utts])
         for line, (u, f) in enumerate(zip(utts, feats), 1):
             if d.max_frames is not None and f.size(0) > d.max_frames:
                 skips.add(d.train, line, f"{u.id}: longer than data.max_frames={d.max_frames}")
@@ -127,7 +127,8 @@ class AudioWord2VecTask(AudioTask):
         if self._dev_cache is not None and self._dev_cache[0] == path:
             return self._dev_cache[1:]
         utts = self._manifest(path, key)
-        items = [{"feats": f} for f in self.normalize_all(utts, self._features(utts, "aw2v-dev"))]
+        feats = self.normalize_all(self._features(utts, "aw2v-dev"), [u.speaker for u in utts])
+        items = [{"feats": f} for f in feats]
         self._dev_cache = (path, utts, items)
         return utts, items
 
