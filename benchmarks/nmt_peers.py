@@ -3,6 +3,10 @@
 One command::
 
     python benchmarks/nmt_peers.py            # defaults: 3 repetitions, 10 + 60 timed steps, beam 5
+    python benchmarks/nmt_peers.py --device cuda   # the same on a GPU (every side on cuda:0)
+
+On a machine with no package registry, install the peers from wheels and pass
+``--peer-python`` (how the GPU figures in ``benchmarks/README.md`` were taken).
 
 1. Data (``exp/bench_nmt_peers/``): one joint SentencePiece unigram model (8000 pieces, trained
    with seqkit's ``SentencePieceTokenizer`` on the German and English training text, as the
@@ -119,7 +123,9 @@ def machine() -> dict:
     cpu = cpu_name()
     import torch
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__}
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "gpu": gpu}
 
 
 def loadavg() -> float:
@@ -162,19 +168,26 @@ def main() -> None:
     p.add_argument("--fixed-len", type=int, default=None,
                    help="beam search: every output exactly this long on every side (min = max length)")
     p.add_argument("--sides", nargs="+", default=list(SIDES))
+    p.add_argument("--peer-python", default=None,
+                   help="run the peers with this interpreter (JoeyNMT and OpenNMT-py already importable by it, "
+                        "e.g. installed from carried wheels on a machine without a package registry) "
+                        "instead of building venvs under --venvs")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where every side trains and decodes (host work stays on 1 thread)")
     p.add_argument("--no-train", action="store_true")
     p.add_argument("--no-beam", action="store_true")
     args = p.parse_args()
 
     work = prepare_data(args)
-    (work / "settings.json").write_text(json.dumps(SETTINGS, indent=1) + "\n")
+    settings = {**SETTINGS, "device": args.device}
+    (work / "settings.json").write_text(json.dumps(settings, indent=1) + "\n")
     pys = {"seqkit": Path(sys.executable)}
     for side in args.sides:
         if side != "seqkit":
-            pys[side] = ensure_venv(Path(args.venvs), side)
+            pys[side] = Path(args.peer_python) if args.peer_python else ensure_venv(Path(args.venvs), side)
     workers = {s: Worker(s, [str(pys[s]), str(WORKER), s, str(work)], ROOT, work / f"worker_{s}.log",
                          env=WORKER_ENV) for s in args.sides}
-    res = {"machine": machine(), "settings": SETTINGS, "args": vars(args), "info": {}, "train": {}, "beam": {},
+    res = {"machine": machine(), "settings": settings, "args": vars(args), "info": {}, "train": {}, "beam": {},
            "load": []}
     try:
         for s, w in workers.items():
@@ -226,7 +239,8 @@ def main() -> None:
 
 def tables(res: dict, args) -> str:
     m = res["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores shared with other jobs, 1 thread per side, "
+    where = f"GPU {m['gpu']} (host " if args.device == "cuda" else ""
+    lines = [f"Machine: {where}{m['cpu']}, {m['cores']} cores{')' if where else ' shared with other jobs'}, 1 thread per side, "
              f"torch {m['torch']}, Python {m['python']}; 1-min load average during the runs: median "
              f"{res['load_median']:.2f} (min {min(res['load']):.2f}, max {max(res['load']):.2f}).", ""]
     info = res["info"]

@@ -39,6 +39,8 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 SIDE, WORK = sys.argv[1], Path(sys.argv[2])
 S = json.loads((WORK / "settings.json").read_text())
+DEV = S.get("device", "cpu")  # "cpu" or "cuda" (--device of the main script)
+CUDA = DEV.startswith("cuda")
 torch.set_num_threads(1)
 try:
     torch.set_num_interop_threads(1)
@@ -50,8 +52,16 @@ class Stop(Exception):
     pass
 
 
+def sync() -> None:
+    """Wait for queued GPU work before reading the clock (no-op on CPU)."""
+    if CUDA:
+        torch.cuda.synchronize()
+
+
 class StepClock:
-    """Timestamps at the end of every optimizer step; raises Stop at step ``steps``."""
+    """Timestamps at the end of every optimizer step; raises Stop at step ``steps``.  On a GPU
+    the two timestamps that bound the timed steps (ends of steps ``warmup`` and ``steps``) wait
+    for the GPU first; the others do not, so the toolkits' host/GPU overlap is kept."""
 
     def __init__(self):
         self.times: list[float] = []
@@ -59,14 +69,14 @@ class StepClock:
         self.sents: list[int] = []
         self.pending_tok = 0
         self.pending_sent = 0
-        self.steps = 0
+        self.steps = self.warmup = 0
         self.active = False
         register_optimizer_step_post_hook(self._hook)
 
-    def start(self, steps: int) -> None:
+    def start(self, steps: int, warmup: int) -> None:
         self.times, self.tokens, self.sents = [], [], []
         self.pending_tok = self.pending_sent = 0
-        self.steps, self.active = steps, True
+        self.steps, self.warmup, self.active = steps, warmup, True
 
     def count(self, tokens: int, sents: int) -> None:
         self.pending_tok += int(tokens)
@@ -75,6 +85,8 @@ class StepClock:
     def _hook(self, opt, args, kwargs) -> None:
         if not self.active:
             return
+        if len(self.times) in (self.warmup, self.steps - 1):
+            sync()
         self.times.append(time.perf_counter())
         self.tokens.append(self.pending_tok)
         self.sents.append(self.pending_sent)
@@ -111,7 +123,7 @@ class Seqkit:
             "model.tie_embeddings=true", "model.share_embeddings=true",
             f"train.output_dir={self.out}", f"train.max_tokens={S['max_tokens']}", "train.optimizer=adam",
             f"train.lr={S['lr']}", "train.scheduler=none", "train.warmup_steps=0",
-            f"train.clip_grad_norm={S['clip']}", "train.num_threads=1", "train.device=cpu", "train.progress=false",
+            f"train.clip_grad_norm={S['clip']}", "train.num_threads=1", f"train.device={DEV}", "train.progress=false",
             "train.tensorboard=false", "train.checkpoint_every=null", "train.epochs=1000", "train.log_every=1000000",
             f"decode.length_penalty={S['length_penalty']}",
         ]
@@ -147,7 +159,7 @@ class Seqkit:
         model.forward = counted
         trainer = Trainer(model, self.cfg.train, self.examples, self.lengths, self.collate, evaluate=None,
                           log=lambda s: None)
-        CLOCK.start(steps)
+        CLOCK.start(steps, warmup)
         try:
             trainer._loop(NullLog())
         except Stop:
@@ -165,18 +177,21 @@ class Seqkit:
             toks, hyps = [r[0]["tokens"] for r in res], [r[0]["text"] for r in res]
         else:  # TranslationTask._translate with min_len = max_len = fixed_len
             from seqkit.search import beam_search
+            from seqkit.train.trainer import move_to
 
             task, v = self.task, self.task.tgt_vocab
+            device = next(self.model.parameters()).device
             toks, hyps = [None] * len(items), [None] * len(items)
             with torch.no_grad():
                 for idx in task._batches(items):
-                    b = task.collate([{"src": items[i]["src"]} for i in idx])
+                    b = move_to(task.collate([{"src": items[i]["src"]} for i in idx]), device)
                     stepper, state = self.model.start(b)
                     out = beam_search(stepper, state, beam=beam, bos=v.bos_id, eos=v.eos_id, max_len=fixed_len,
                                       min_len=fixed_len, length_penalty=S["length_penalty"])
                     for j, i in enumerate(idx):
                         toks[i] = out[j][0].tokens
                         hyps[i] = task._detok(toks[i], None)
+        sync()
         sec = time.perf_counter() - t0
         return {"seconds": sec, "sentences": len(items), "out_tokens": sum(len(t) for t in toks), "hyps": hyps}
 
@@ -196,7 +211,7 @@ class Joey:
             "name": "bench",
             "model_dir": str(self.dir / tag),
             "joeynmt_version": "2.3.0",
-            "use_cuda": False,
+            "use_cuda": CUDA,
             "fp16": False,
             "random_seed": S["seed"],
             "data": {
@@ -256,7 +271,7 @@ class Joey:
         from joeynmt.training import TrainManager
 
         cfg, args, model, train_data, dev_data = self._prepare(tag)
-        trainer = TrainManager(model=model, model_dir=args.model_dir, device=args.device, n_gpu=0, rank=0,
+        trainer = TrainManager(model=model, model_dir=args.model_dir, device=args.device, n_gpu=args.n_gpu, rank=0,
                                num_workers=0, autocast=args.autocast, seed=args.seed, train_args=args.train,
                                dev_args=set_validation_args(args.test))
         step = trainer._train_step
@@ -266,7 +281,7 @@ class Joey:
             return step(batch)
 
         trainer._train_step = counted
-        CLOCK.start(steps)
+        CLOCK.start(steps, warmup)
         try:
             trainer.train_and_validate(train_data=train_data, valid_data=dev_data)
         except Stop:
@@ -285,9 +300,10 @@ class Joey:
         if fixed_len is not None:
             dev_args = dev_args._replace(min_output_length=fixed_len, max_output_length=fixed_len)
         t0 = time.perf_counter()
-        out = predict(model=self.model, data=self.dev_data, device=torch.device("cpu"), n_gpu=0,
+        out = predict(model=self.model, data=self.dev_data, device=self.args.device, n_gpu=self.args.n_gpu,
                       compute_loss=False, normalization="none", num_workers=0, args=dev_args,
-                      autocast={"device_type": "cpu", "enabled": False})
+                      autocast={"device_type": self.args.device.type, "enabled": False})
+        sync()
         sec = time.perf_counter() - t0
         hyps = out[2]
         return {"seconds": sec, "sentences": len(hyps), "out_tokens": sum(len(h.split()) for h in hyps),
@@ -324,7 +340,7 @@ class ONMT:
             "batch_type": "tokens", "batch_size": S["max_tokens"], "batch_size_multiple": 1,
             "normalization": "tokens", "accum_count": [1], "train_steps": steps + 1000,
             "valid_steps": 10 ** 9, "save_checkpoint_steps": 10 ** 9, "report_every": 10 ** 6,
-            "save_model": str(d / "model"), "seed": S["seed"], "world_size": 1, "gpu_ranks": [],
+            "save_model": str(d / "model"), "seed": S["seed"], "world_size": 1, "gpu_ranks": [0] if CUDA else [],
             "num_workers": 0, "bucket_size": 32768, "log_file": str(d / "train.log"),
         }
         import yaml
@@ -383,9 +399,9 @@ class ONMT:
         import onmt.train_single as ts
 
         ts.build_model_saver = build_saver
-        CLOCK.start(steps)
+        CLOCK.start(steps, warmup)
         try:
-            single_main(opt, -1)
+            single_main(opt, 0 if CUDA else -1)
         except Stop:
             pass
         finally:
@@ -413,7 +429,7 @@ class ONMT:
                             "-beam_size", str(beam), "-batch_size", str(batch), "-batch_type", "sents",
                             "-length_penalty", "wu", "-alpha", str(S["length_penalty"]), "-n_best", "1",
                             "-max_length", str(fixed_len or S["onmt_max_length"]),
-                            "-min_length", str(fixed_len or 0), "-gpu", "-1", "-seed", str(S["seed"])])
+                            "-min_length", str(fixed_len or 0), "-gpu", "0" if CUDA else "-1", "-seed", str(S["seed"])])
         ArgumentParser.validate_translate_opts(opt)
         ArgumentParser._get_all_transform_translate(opt)
         ArgumentParser._validate_transforms_opts(opt)
@@ -422,6 +438,7 @@ class ONMT:
         torch.set_num_threads(1)
         t0 = time.perf_counter()
         engine.infer_file()
+        sync()
         sec = time.perf_counter() - t0
         engine.terminate()
         hyps = out.read_text(encoding="utf-8").splitlines()
