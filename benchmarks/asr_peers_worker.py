@@ -143,12 +143,11 @@ class Seqkit:
                 "features": "seqkit FeatureCache (torchaudio MelSpectrogram, log), computed once, in memory"}
 
     def start(self, seed: int) -> dict:
-        from seqkit.train.trainer import Trainer, seed_everything
+        from seqkit.train.trainer import Trainer, configure_process, seed_everything
 
         self.cfg.train.seed = seed
         self.cfg.train.epochs = S["epochs"]
-        if self.cfg.train.deterministic:  # as Trainer.fit does (the default)
-            torch.use_deterministic_algorithms(True, warn_only=True)
+        configure_process(self.cfg.train)  # as Trainer.fit does
         seed_everything(seed)
         model = self.task.build_model()
         fwd = model.forward

@@ -172,6 +172,8 @@ def main() -> None:
                    help="run the peers with this interpreter (JoeyNMT and OpenNMT-py already importable by it, "
                         "e.g. installed from carried wheels on a machine without a package registry) "
                         "instead of building venvs under --venvs")
+    p.add_argument("--seqkit-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra seqkit config override (repeatable), e.g. train.malloc_top_pad_mb=0")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="where every side trains and decodes (host work stays on 1 thread)")
     p.add_argument("--no-train", action="store_true")
@@ -179,7 +181,7 @@ def main() -> None:
     args = p.parse_args()
 
     work = prepare_data(args)
-    settings = {**SETTINGS, "device": args.device}
+    settings = {**SETTINGS, "device": args.device, "seqkit_set": args.seqkit_set}
     (work / "settings.json").write_text(json.dumps(settings, indent=1) + "\n")
     pys = {"seqkit": Path(sys.executable)}
     for side in args.sides:

@@ -126,6 +126,7 @@ class Seqkit:
             f"train.clip_grad_norm={S['clip']}", "train.num_threads=1", f"train.device={DEV}", "train.progress=false",
             "train.tensorboard=false", "train.checkpoint_every=null", "train.epochs=1000", "train.log_every=1000000",
             f"decode.length_penalty={S['length_penalty']}",
+            *S.get("seqkit_set", []),  # --seqkit-set KEY=VALUE of the main script (ablations)
         ]
         self.cfg = load_config(S["seqkit_recipe"], overrides)
         from seqkit.tasks import get_task
@@ -143,10 +144,9 @@ class Seqkit:
                 "params": sum(p.numel() for p in m.parameters()), "vocab": len(self.task.src_vocab)}
 
     def train(self, steps: int, warmup: int, tag: str) -> dict:
-        from seqkit.train.trainer import Trainer, seed_everything
+        from seqkit.train.trainer import Trainer, configure_process, seed_everything
 
-        if self.cfg.train.deterministic:  # as Trainer.fit does (the default)
-            torch.use_deterministic_algorithms(True, warn_only=True)
+        configure_process(self.cfg.train)  # as Trainer.fit does
         seed_everything(S["seed"])
         model = self.task.build_model()
         fwd = model.forward

@@ -81,6 +81,9 @@ class TrainConfig:
     max_bad_steps: int = 20  # consecutive non-finite losses before the run stops cleanly
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = None  # torch intra-op threads; None: torch's default
+    malloc_top_pad_mb: int | None = 256  # glibc malloc keeps this much freed memory for reuse
+    # and serves blocks up to 32 MiB from its heap (seqkit/train/memory.py): fewer page
+    # faults on the large per-step tensors of CPU training and decoding; 0/null: glibc's defaults
     num_workers: int = 0  # DataLoader workers
     loader_timeout: float = 300  # seconds without a batch from the workers (num_workers > 0)
     # before the run stops with an error saying a worker hangs; 0: no limit (a worker that

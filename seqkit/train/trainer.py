@@ -56,6 +56,7 @@ from .checkpoint import (
 from .faults import kill_point
 from .loader import iterate_batches
 from .logs import MetricsLog, plot_learning_curve
+from .memory import tune_malloc
 
 
 def seed_everything(seed: int) -> None:
@@ -75,6 +76,17 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device is 'cuda' but no CUDA device is available")
     return torch.device(name)
+
+
+def configure_process(cfg: TrainConfig) -> None:
+    """What :meth:`Trainer.fit` sets for the whole process before training: torch's CPU
+    threads (``num_threads``), glibc malloc's reuse of freed memory (``malloc_top_pad_mb``,
+    :func:`seqkit.train.memory.tune_malloc`) and deterministic algorithms."""
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    tune_malloc(cfg.malloc_top_pad_mb)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def move_to(batch: Any, device: torch.device) -> Any:
@@ -327,10 +339,7 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def fit(self) -> dict:
         cfg = self.cfg
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        if cfg.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
+        configure_process(cfg)
         seed_everything(cfg.seed)
         if self.dist.is_main:
             stale = remove_stale_temp_files(self.out)
