@@ -84,12 +84,14 @@ def main(argv=None) -> None:
     p.add_argument("--models", nargs="+", default=["mt", "asr"])
     p.add_argument("--profile-threads", type=int, default=2, help="profile one step at this count (0: no)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for the models' configs (repeatable), e.g. train.malloc_top_pad_mb=0")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
 
     setups = {}
     for kind in args.models:
-        task, model = load(kind)
+        task, model = load(kind, overrides=args.set)
         max_tokens = 2000 if kind == "mt" else task.cfg.train.max_tokens
         batches = train_batches(task, max_tokens, args.batches, seed=args.seed)
         fl = {}
