@@ -1,5 +1,7 @@
 """seqkit.train.memory.tune_malloc: glibc keeps freed memory for the next step's tensors."""
 
+import ctypes
+import platform
 import subprocess
 import sys
 import textwrap
@@ -9,7 +11,7 @@ import pytest
 from seqkit.config import TrainConfig
 from seqkit.train.memory import tune_malloc
 
-GLIBC = sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver())
+GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 
 def test_off_values_and_range():
@@ -55,8 +57,6 @@ def _probe(top_pad_mb: int) -> tuple[str, float, float, float]:
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_large_blocks_come_from_the_heap_and_stay_for_reuse():
-    import ctypes
-
     if not hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2"):
         pytest.skip("glibc < 2.33 has no mallinfo2")
     # glibc's defaults: the 20 MiB block is mmap()ed and handed back to the kernel on free

@@ -20,8 +20,7 @@ from torch import nn
 from ..config import ExperimentConfig, to_dict
 from ..errors import ConfigError, SeqkitError
 from ..train.checkpoint import inference_state, load_checkpoint
-from ..train.memory import tune_malloc
-from ..train.trainer import Trainer, resolve_device
+from ..train.trainer import Trainer, configure_process, resolve_device
 
 
 class Task:
@@ -161,9 +160,7 @@ def load_for_inference(cfg: ExperimentConfig, checkpoint: str | Path | None = No
     model = task.build_model()
     model.load_state_dict(inference_state(ckpt))
     model.to(resolve_device(cfg.train.device)).eval()
-    if cfg.train.num_threads:  # the same CPU threads as training (decoding speeds compare)
-        torch.set_num_threads(cfg.train.num_threads)
-    tune_malloc(cfg.train.malloc_top_pad_mb)
+    configure_process(cfg.train, training=False)  # the same CPU threads as training (decoding speeds compare)
     return task, model
 
 

@@ -78,14 +78,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def configure_process(cfg: TrainConfig) -> None:
-    """What :meth:`Trainer.fit` sets for the whole process before training: torch's CPU
-    threads (``num_threads``), glibc malloc's reuse of freed memory (``malloc_top_pad_mb``,
-    :func:`seqkit.train.memory.tune_malloc`) and deterministic algorithms."""
+def configure_process(cfg: TrainConfig, training: bool = True) -> None:
+    """What :meth:`Trainer.fit` (and, with ``training=False``, loading for inference) sets for
+    the whole process: torch's CPU threads (``num_threads``), glibc malloc's reuse of freed
+    memory (``malloc_top_pad_mb``, :func:`seqkit.train.memory.tune_malloc`) and, for training,
+    deterministic algorithms (``deterministic``)."""
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     tune_malloc(cfg.malloc_top_pad_mb)
-    if cfg.deterministic:
+    if training and cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
