@@ -11,7 +11,7 @@ preloaded library.  It changes no result, only where memory comes from; the pric
 the process keeps up to ``top_pad_mb`` of freed memory mapped.
 
 Measured with ``benchmarks/nmt_peers.py`` (the Multi30k model, 1 thread, 2-core AMD EPYC
-VM): training 2,665 -> 3,102 target tokens/s (``benchmarks/README.md``); RSS stays flat in
+VM): training 2,665 -> 3,102 target tokens/s (medians of two runs, off and on) (``benchmarks/README.md``); RSS stays flat in
 ``benchmarks/soak.py``.
 """
 
