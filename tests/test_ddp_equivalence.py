@@ -29,6 +29,9 @@ def test_ddp_matches_accumulation_and_merged_batches(tmp_path):
     assert res["accum"]["steps"] == res["ddp"]["steps"]
     assert res["accum"]["max_abs_diff_step_loss"] <= 1e-5
     assert res["accum"]["max_abs_diff_final_weights"] <= 1e-4
+    # the logged train loss under DDP covers both ranks' batches (all-reduced), as accum's does
+    assert len(res["logged_train_loss"]["ddp"]) >= 4
+    assert res["accum"]["max_abs_diff_logged_loss"] <= 1e-4
     # merged (doubled) batch: the token mean over both ranks' tokens; the first step (same
     # weights) equals DDP's token-weighted rank mean; DDP optimises the plain rank mean, so with
     # unequal rank token counts the runs drift apart

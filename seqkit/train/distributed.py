@@ -50,6 +50,15 @@ def all_true(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(t.item() > 0.5)
 
 
+def sum_over_ranks(values: list[float], info: DistInfo, device: torch.device) -> list[float]:
+    """Element-wise sum of ``values`` over all ranks (the values themselves when single-process)."""
+    if not info.enabled:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
 def same_on_all_ranks(model: torch.nn.Module, info: DistInfo) -> bool:
     """Check that every rank holds bit-identical parameters (DDP keeps them in sync)."""
     flat = torch.cat([p.detach().reshape(-1).double().cpu() for p in model.parameters()])

@@ -380,9 +380,14 @@ class Trainer:
     def summary(self) -> dict:
         return {k: self.state[k] for k in ("epoch", "step", "best", "best_step", "skipped_steps", "stop_reason")}
 
-    def _log_train(self, logger: MetricsLog, epoch: int, t0: float) -> float:
+    def _log_train(self, logger: MetricsLog, epoch: int, t0: float) -> float | None:
+        """Log the token-weighted mean training loss since the last log, over all ranks (every
+        rank must call this: under DDP it all-reduces); None when no finite loss was seen."""
         st = self.state
-        avg = st["loss_sum"] / st["loss_n"]
+        loss_sum, loss_n = D.sum_over_ranks([st["loss_sum"], st["loss_n"]], self.dist, self.device)
+        if not loss_n:
+            return None
+        avg = loss_sum / loss_n
         logger.write("train", st["step"], epoch, loss=avg, lr=self.optimizer.param_groups[0]["lr"],
                      sec=round(time.time() - t0, 3))
         st["loss_sum"], st["loss_n"] = 0.0, 0
@@ -466,8 +471,7 @@ class Trainer:
                 kill_point("step")
                 if self.state["bad_steps"] >= cfg.max_bad_steps:
                     self.state.update(finished=True, stop_reason=f"{cfg.max_bad_steps} non-finite steps in a row")
-                if step % cfg.log_every == 0 and st["loss_n"]:
-                    avg = self._log_train(logger, epoch, t0)
+                if step % cfg.log_every == 0 and (avg := self._log_train(logger, epoch, t0)) is not None:
                     if bar is not None:
                         bar.set_postfix(loss=f"{avg:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
                     t0 = time.time()
@@ -493,8 +497,7 @@ class Trainer:
             # ---- end of epoch
             self.state["epoch"] += 1
             self.state["batch_in_epoch"] = 0
-            if st["loss_n"]:
-                self._log_train(logger, epoch, t0)
+            self._log_train(logger, epoch, t0)
             if not cfg.eval_every:
                 self.run_eval(logger)
                 if self._should_stop_early():
