@@ -16,6 +16,7 @@ from seqkit.config import load_config
 from seqkit.data.batching import lengths_to_mask
 from seqkit.models.classifier import CNNClassifier, RNNClassifier
 from seqkit.nn import MaskedConvMaxPool, SequencePooling
+from seqkit.nn.adversarial import adversarial_perturbation
 from seqkit.tasks.base import load_for_inference, predict, train
 from seqkit.tasks.classification import TextClassificationTask
 
@@ -181,6 +182,48 @@ def test_classifier_overfits_a_handful_of_sentences(arch):
     probs, _ = model.eval().predict(batch)
     assert (probs.argmax(-1) == batch["labels"]).all()
     assert probs.max(-1).values.min() > 0.9
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_adversarial_perturbation_size_direction_and_padding(relative):
+    torch.manual_seed(6)
+    x, grad = torch.randn(3, 5, 4), torch.randn(3, 5, 4)
+    mask = lengths_to_mask(torch.tensor([5, 3, 1]), 5)
+    r = adversarial_perturbation(grad, x, mask, eps=0.3, relative=relative)
+    assert (r[~mask] == 0).all()
+    m = mask.unsqueeze(-1)
+    want = 0.3 * (x * m).flatten(1).norm(dim=1) if relative else torch.full((3,), 0.3)
+    torch.testing.assert_close(r.flatten(1).norm(dim=1), want)
+    cos = torch.nn.functional.cosine_similarity(r.flatten(1), (grad * m).flatten(1))
+    torch.testing.assert_close(cos, torch.ones(3))
+
+
+def test_adversarial_loss_is_the_loss_at_the_perturbed_vectors():
+    """With dropout off, forward = clean loss + weight * loss at x + eps ||x|| g / ||g||, the
+    perturbation raises the loss, and gradients reach the embeddings through both terms."""
+    torch.manual_seed(7)
+    kw = dict(vocab_size=20, num_classes=2, emb_dim=8, hidden_size=8, dropout=0.0)
+    model = RNNClassifier(adversarial_eps=0.2, adversarial_weight=0.5, **kw).train()
+    plain = RNNClassifier(**kw).train()
+    plain.load_state_dict(model.state_dict())
+    batch = {
+        "tokens": torch.tensor([[5, 6, 7, 8], [4, 3, 0, 0]]),
+        "lengths": torch.tensor([4, 2]),
+        "labels": torch.tensor([1, 0]),
+    }
+    x, mask = plain.token_vectors(batch)
+    x = x.detach().requires_grad_(True)
+    clean = plain._loss(plain.classify(x, mask, batch)[0], batch["labels"])
+    (grad,) = torch.autograd.grad(clean, x)
+    r = adversarial_perturbation(grad, x, mask, 0.2)
+    adv = plain._loss(plain.classify(x + r, mask, batch)[0], batch["labels"])
+    assert adv > clean
+    loss = model(batch)["loss"]
+    torch.testing.assert_close(loss, clean.detach() + 0.5 * adv.detach())
+    loss.backward()
+    assert model.embed.weight.grad[[3, 4, 5, 6, 7, 8]].abs().sum(-1).gt(0).all()
+    with torch.no_grad():  # evaluation: the clean loss only
+        torch.testing.assert_close(model.eval()(batch)["loss"], plain.eval()(batch)["loss"])
 
 
 # ----------------------------------------------------------------------------- the task

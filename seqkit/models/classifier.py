@@ -16,7 +16,10 @@ Shared by both: optional character-CNN token features (Ma & Hovy 2016), and regu
 Bowman et al. 2016, "Generating Sentences from a Continuous Space"; Iyyer et al. 2015 delete the
 word instead), ``embed_dropout`` drops whole word types from the embedding matrix (Gal &
 Ghahramani 2016, :func:`~seqkit.nn.dropout.embedding_dropout`), ``input_dropout`` is
-elementwise dropout on the token vectors.  Built from :mod:`seqkit.nn` parts only.
+elementwise dropout on the token vectors, and ``adversarial_eps`` adds the loss of the
+sentence with its token vectors moved against the gradient (Miyato et al. 2017,
+:func:`~seqkit.nn.adversarial.adversarial_perturbation`).  Built from :mod:`seqkit.nn` parts
+only.
 
 Batch keys: ``tokens`` (B, T) long with ``pad_id`` at padding, ``lengths`` (B,) long >= 1,
 ``labels`` (B,) long (training; ``IGNORE`` for an unknown label), ``chars`` (B, T, C) long
@@ -32,6 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..nn.adversarial import adversarial_perturbation
 from ..nn.conv import MaskedConvMaxPool
 from ..nn.dropout import embedding_dropout
 from ..nn.embedding import CharCNN
@@ -49,6 +53,12 @@ class _Classifier(nn.Module):
         embed_dropout: train-time chance to drop a word type (every occurrence in the batch).
         input_dropout: elementwise dropout on the token vectors.
         label_smoothing: of the cross-entropy loss.
+        adversarial_eps: > 0: adversarial training (Miyato et al. 2017).  Each training step
+            also runs the sentence with its token vectors (before input dropout) moved by
+            ``eps * ||x|| * g / ||g||`` (norms over the sentence, ``g`` the gradient of the
+            clean loss) and adds ``adversarial_weight`` times that loss.  Costs a second
+            forward pass and a backward pass to the inputs.
+        adversarial_weight: weight of the adversarial loss.
         emb_init_std: word vectors start as N(0, std^2) (None: torch's N(0, 1)).
         num_chars, char_dim, char_filters, char_pad_id: with ``num_chars > 0`` each token
             vector is extended by character-CNN features (:class:`~seqkit.nn.embedding.CharCNN`,
@@ -68,6 +78,8 @@ class _Classifier(nn.Module):
         embed_dropout: float = 0.0,
         input_dropout: float = 0.0,
         label_smoothing: float = 0.0,
+        adversarial_eps: float = 0.0,
+        adversarial_weight: float = 1.0,
         pad_id: int = 0,
         unk_id: int = 1,
         emb_init_std: float | None = None,
@@ -81,6 +93,7 @@ class _Classifier(nn.Module):
         self.num_classes = num_classes
         self.word_dropout, self.embed_dropout = word_dropout, embed_dropout
         self.label_smoothing = label_smoothing
+        self.adversarial_eps, self.adversarial_weight = adversarial_eps, adversarial_weight
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         if emb_init_std is not None:  # torch's default is N(0, 1)
             nn.init.normal_(self.embed.weight, 0.0, emb_init_std)
@@ -92,8 +105,9 @@ class _Classifier(nn.Module):
         self.input_size = emb_dim + (char_filters if self.chars is not None else 0)
         self.input_drop = nn.Dropout(input_dropout)
 
-    def embed_tokens(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """batch -> token vectors (B, T, input_size) and the (B, T) mask of real positions."""
+    def token_vectors(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """batch -> token vectors (B, T, input_size) before input dropout, and the (B, T) mask
+        of real positions."""
         tokens = batch["tokens"]  # (B, T)
         mask = tokens != self.pad_id  # (B, T)
         if self.training and self.word_dropout > 0:
@@ -104,18 +118,37 @@ class _Classifier(nn.Module):
         )  # (B, T, E)
         if self.chars is not None:
             x = torch.cat([x, self.chars(batch["chars"])], dim=-1)  # (B, T, E + F)
-        return self.input_drop(x), mask
+        return x, mask
+
+    def classify(
+        self, x: torch.Tensor, mask: torch.Tensor, batch: dict
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Token vectors (B, T, input_size) after input dropout -> (logits (B, C), attention
+        weights (B, T) or None)."""
+        raise NotImplementedError
 
     def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(logits (B, C), attention weights (B, T) or None)."""
-        raise NotImplementedError
+        x, mask = self.token_vectors(batch)
+        return self.classify(self.input_drop(x), mask, batch)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits, labels, ignore_index=IGNORE, label_smoothing=self.label_smoothing
+        )
 
     def forward(self, batch: dict) -> dict:
-        logits, _ = self.encode(batch)
-        loss = F.cross_entropy(
-            logits, batch["labels"], ignore_index=IGNORE, label_smoothing=self.label_smoothing
-        )
-        return {"loss": loss, "n": int((batch["labels"] != IGNORE).sum())}
+        x, mask = self.token_vectors(batch)
+        logits, _ = self.classify(self.input_drop(x), mask, batch)
+        loss = self._loss(logits, batch["labels"])
+        out = {"n": int((batch["labels"] != IGNORE).sum())}
+        if self.training and self.adversarial_eps > 0 and torch.is_grad_enabled():
+            (grad,) = torch.autograd.grad(loss, x, retain_graph=True)
+            r = adversarial_perturbation(grad, x, mask, self.adversarial_eps)  # (B, T, D)
+            adv_logits, _ = self.classify(self.input_drop(x + r), mask, batch)
+            loss = loss + self.adversarial_weight * self._loss(adv_logits, batch["labels"])
+        out["loss"] = loss
+        return out
 
     @torch.no_grad()
     def predict(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -164,8 +197,7 @@ class RNNClassifier(_Classifier):
         else:
             self.out = nn.Linear(h, num_classes)
 
-    def encode(self, batch: dict):
-        x, mask = self.embed_tokens(batch)  # (B, T, E)
+    def classify(self, x: torch.Tensor, mask: torch.Tensor, batch: dict):
         h, _ = self.encoder(x, batch["lengths"])  # (B, T, 2H), zero at padding
         pooled, attn = self.pool(h, mask)  # (B, 2H), (B, T) or None
         return self.out(self.drop(pooled)), attn  # (B, C)
@@ -194,7 +226,6 @@ class CNNClassifier(_Classifier):
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(self.conv.output_size, num_classes)
 
-    def encode(self, batch: dict):
-        x, mask = self.embed_tokens(batch)  # (B, T, E)
+    def classify(self, x: torch.Tensor, mask: torch.Tensor, batch: dict):
         feats = self.conv(x, mask)  # (B, len(widths) * num_filters)
         return self.out(self.drop(feats)), None

@@ -60,6 +60,8 @@ class ClassificationModelConfig:
     embed_dropout: float = 0.0  # train-time chance to drop a word type (all its occurrences)
     input_dropout: float = 0.0  # elementwise dropout on the word vectors
     label_smoothing: float = 0.0
+    adversarial_eps: float = 0.0  # > 0: adversarial training on the token vectors (Miyato et al. 2017)
+    adversarial_weight: float = 1.0  # weight of the adversarial loss
     char_dim: int = 32
     char_filters: int = 0  # > 0: add character-CNN features to every token vector
     # rnn
@@ -184,6 +186,8 @@ class TextClassificationTask(Task):
             embed_dropout=m.embed_dropout,
             input_dropout=m.input_dropout,
             label_smoothing=m.label_smoothing,
+            adversarial_eps=m.adversarial_eps,
+            adversarial_weight=m.adversarial_weight,
             pad_id=self.vocab.pad_id,
             unk_id=self.vocab.unk_id,
             num_chars=len(self.chars) if m.char_filters > 0 else 0,
