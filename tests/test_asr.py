@@ -310,6 +310,20 @@ def test_asr_overfits_two_utterances(tmp_path, an4_tiny):
                               decode__method="ctc_greedy", train__epochs=120, train__lr=0.01))
     summary = train(cfg, fresh=True)
     assert summary["dev"]["wer"] == 0.0 and summary["dev"]["sentence_accuracy"] == 1.0
+    # closed-vocabulary decoding: the right transcript out of the two and three distractors
+    from seqkit.tasks.base import evaluate
+
+    cands = tmp_path / "candidates.txt"
+    texts = [u.text for u in utts]
+    distractors = [texts[0][: len(texts[0]) // 2], texts[1][::-1], texts[1] + " " + texts[0]]
+    cands.write_text("\n".join([texts[1], distractors[0], texts[0], "", *distractors[1:]]) + "\n")
+    m = evaluate(load_config(cfg.source, ["decode.method=ctc_closed", f"decode.candidates={cands}"]))
+    assert m["sentence_accuracy"] == 1.0 and m["n_candidates"] == 5
+    cands.write_text(texts[0] + "\nhello 7\n")
+    with pytest.raises(DataError, match=r"candidates.txt:2: .*'7'"):
+        evaluate(load_config(cfg.source, ["decode.method=ctc_closed", f"decode.candidates={cands}"]))
+    with pytest.raises(ConfigError, match="decode.candidates"):
+        evaluate(load_config(cfg.source, ["decode.method=ctc_closed"]))
 
 
 def test_predict_cli_on_wav_list(tmp_path, an4_tiny):

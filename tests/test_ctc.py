@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from seqkit.data.batching import pad_sequences
 from seqkit.nn.ctc import (
+    ctc_candidate_log_likelihoods,
     CTCHead,
     check_ctc_lengths,
     ctc_greedy_decode,
@@ -119,6 +120,28 @@ def test_loss_equals_brute_force_and_torch_ctc_loss():
     torch.testing.assert_close(mean, (nll / target_lengths).mean())
     with pytest.raises(ValueError, match="reduction"):
         ctc_loss(log_probs, lengths, targets, target_lengths, reduction="token_mean")
+
+
+def test_candidate_log_likelihoods_equal_brute_force_and_pick_the_best():
+    torch.manual_seed(2)
+    log_probs = torch.randn(3, 4, 4, dtype=torch.float64).log_softmax(-1)
+    lengths = torch.tensor([4, 2, 3])
+    cands = [[1, 2], [2, 2], [3], [], [1, 1, 2]]
+    scores = ctc_candidate_log_likelihoods(log_probs, lengths, cands, blank=0)
+    assert scores.shape == (3, 5)
+    for b in range(3):
+        for k, c in enumerate(cands):
+            frames = log_probs[b, : lengths[b]]
+            if len(c) + sum(x == y for x, y in zip(c, c[1:])) > lengths[b]:
+                assert scores[b, k] == -math.inf  # too short for this candidate
+            else:
+                assert scores[b, k].item() == pytest.approx(-brute_force_nll(frames, c), rel=1e-6)
+    # blank 3 and a candidate list the argmax must read back
+    peaked = torch.full((1, 3, 4), -20.0)
+    for t, label in enumerate([1, 3, 2]):
+        peaked[0, t, label] = 0.0
+    got = ctc_candidate_log_likelihoods(peaked.log_softmax(-1), torch.tensor([3]), [[2], [1, 2], [2, 1]], blank=3)
+    assert got.argmax(-1).item() == 1
 
 
 def test_loss_with_nonzero_blank_and_concatenated_targets():

@@ -39,6 +39,7 @@ from seqkit.nn.crf import CRF, bio_transition_constraints
 from seqkit.nn.ctc import (
     CTCHead,
     check_ctc_lengths,
+    ctc_candidate_log_likelihoods,
     ctc_greedy_decode,
     ctc_loss,
     ctc_min_input_lengths,
@@ -104,6 +105,7 @@ __all__ = [
     "collate_copy_batch",
     "concat_adjacent_frames",
     "corrupt_features",
+    "ctc_candidate_log_likelihoods",
     "ctc_greedy_decode",
     "ctc_loss",
     "ctc_min_input_lengths",

@@ -38,6 +38,7 @@ from seqkit.data.batching import lengths_to_mask
 __all__ = [
     "CTCHead",
     "check_ctc_lengths",
+    "ctc_candidate_log_likelihoods",
     "ctc_greedy_decode",
     "ctc_loss",
     "ctc_min_input_lengths",
@@ -206,6 +207,50 @@ def ctc_loss(
         reduction=reduction,
         zero_infinity=True,
     )
+
+
+def ctc_candidate_log_likelihoods(
+    log_probs: Tensor, lengths: Tensor, candidates: list[list[int]], blank: int = 0
+) -> Tensor:
+    """Exact ``log p(y_k | x_b)`` of every utterance under every candidate of a closed list.
+
+    Decoding over a closed vocabulary (isolated words, commands): the argmax over ``k`` is the
+    exact maximum-likelihood choice, which prefix beam search with a lexicon only approximates,
+    and scores of several models can be summed (a product-of-experts ensemble).  One
+    :func:`torch.nn.functional.ctc_loss` call over all ``B * K`` pairs; a candidate the input is
+    too short for gets ``-inf``.
+
+    Args:
+        log_probs: ``(B, T, V)`` log-softmax outputs.
+        lengths: ``(B,)`` long, real frames per utterance.
+        candidates: ``K`` label sequences (no blanks; may be empty).
+        blank: the blank id.
+
+    Returns:
+        ``(B, K)`` float log-likelihoods.
+    """
+    b, t, v = log_probs.shape
+    k = len(candidates)
+    if k == 0:
+        raise ValueError("no candidates")
+    dev = log_probs.device
+    width = max(1, max(len(c) for c in candidates))
+    cand = torch.full((k, width), blank, dtype=torch.long)
+    for i, c in enumerate(candidates):
+        cand[i, : len(c)] = torch.as_tensor(c, dtype=torch.long)
+    cand_lengths = torch.tensor([len(c) for c in candidates], dtype=torch.long)
+    lp = log_probs.float().transpose(0, 1)  # (B, T, V) -> (T, B, V)
+    lp = lp.unsqueeze(2).expand(t, b, k, v).reshape(t, b * k, v)  # (T, B * K, V), b-major
+    nll = F.ctc_loss(
+        lp,
+        cand.repeat(b, 1).to(dev),  # (B * K, S)
+        torch.as_tensor(lengths).to(dev, torch.long).repeat_interleave(k),
+        cand_lengths.repeat(b).to(dev),
+        blank=blank,
+        reduction="none",
+        zero_infinity=False,
+    )  # (B * K,)
+    return -nll.view(b, k)  # (B, K)
 
 
 def ctc_greedy_decode(

@@ -19,7 +19,9 @@ infinite or zeroed loss.
 Decoding (``decode.method``): ``ctc_greedy``; ``ctc_beam`` (prefix beam search,
 :func:`seqkit.search.ctc_prefix_beam_search`); ``attention`` (batched beam search over the
 speller); ``joint`` (attention beam search with the CTC prefix score weighted
-``decode.ctc_weight``, Watanabe et al. 2017).  Shallow fusion (``decode.lm``, weight
+``decode.ctc_weight``, Watanabe et al. 2017); ``ctc_closed`` (the transcript of highest CTC
+likelihood among the lines of ``decode.candidates``: exact isolated-word or command
+recognition, :func:`seqkit.nn.ctc.ctc_candidate_log_likelihoods`).  Shallow fusion (``decode.lm``, weight
 ``decode.lm_weight``): an ARPA word n-gram with ``ctc_beam``, or a seqkit character RNN LM
 (a ``language_model`` checkpoint over the same characters, ``|`` for the space) with any
 beam method.  Dev evaluations during training use ``decode.eval_method``.
@@ -48,7 +50,7 @@ from ..data.tokenizers import SentencePieceTokenizer, tokenizer_from_dict
 from ..errors import ConfigError, DataError, Skips
 from ..metrics import cer, wer
 from ..models.asr import ASRModel, time_reduction
-from ..nn.ctc import ctc_min_input_lengths
+from ..nn.ctc import ctc_candidate_log_likelihoods, ctc_min_input_lengths
 from ..nn.frontend import SpecAugment
 from ..search import beam_search, ctc_prefix_beam_search, greedy_search
 from ..search.ctc_prefix_score import CTCPrefixScorer
@@ -100,8 +102,8 @@ class ASRModelConfig:
 
 @dataclass
 class ASRDecodeConfig:
-    method: Literal["ctc_greedy", "ctc_beam", "attention", "joint"] = "ctc_greedy"
-    eval_method: Literal["ctc_greedy", "ctc_beam", "attention", "joint"] | None = None  # None: greedy
+    method: Literal["ctc_greedy", "ctc_beam", "ctc_closed", "attention", "joint"] = "ctc_greedy"
+    eval_method: Literal["ctc_greedy", "ctc_beam", "ctc_closed", "attention", "joint"] | None = None  # None: greedy
     beam_size: int = 10
     ctc_weight: float = 0.3  # joint decoding: weight of the CTC prefix score
     length_penalty: float = 0.0  # GNMT alpha for attention / joint beam search
@@ -111,6 +113,8 @@ class ASRDecodeConfig:
     # character LM of recipes/asr/an4/char_lm.yaml ("|" is the word boundary)
     lm_weight: float = 0.5
     word_bonus: float = 0.0  # ctc_beam: added per word
+    candidates: str | None = None  # ctc_closed: a file of allowed transcripts, one per line; each
+    # utterance gets the one of highest CTC likelihood (exact closed-vocabulary decoding)
     batch_size: int = 32
 
 
@@ -126,8 +130,9 @@ class ASRTask(AudioTask):
         self.sp = None
         self._dev_cache: tuple | None = None
         self._lm: ArpaLM | tuple | None = None  # see _load_lm
+        self._cands: tuple[str, list[list[int]]] | None = None  # see _candidates
         m, dc = cfg.model, cfg.decode
-        needs = {"ctc_greedy": "ctc", "ctc_beam": "ctc", "attention": "att", "joint": "both"}
+        needs = {"ctc_greedy": "ctc", "ctc_beam": "ctc", "ctc_closed": "ctc", "attention": "att", "joint": "both"}
         for key, method in (("decode.method", dc.method), ("decode.eval_method", dc.eval_method)):
             need = needs.get(method)
             if (need in ("ctc", "both") and m.ctc_weight == 0) or (need in ("att", "both") and m.ctc_weight == 1):
@@ -276,6 +281,33 @@ class ASRTask(AudioTask):
         self._lm = (lm_model.lm, units, lm_vocab.index(LM_EOS), lm_vocab.unk_id)
         return self._lm
 
+    def _candidates(self) -> list[list[int]]:
+        """The unit ids of every line of ``decode.candidates`` (read once)."""
+        path = self.cfg.decode.candidates
+        if self._cands is not None and self._cands[0] == path:
+            return self._cands[1]
+        key = "decode.candidates"
+        if path is None:
+            raise ConfigError(f"{self.cfg.source}: key '{key}': decode.method ctc_closed needs a file of "
+                              "candidate transcripts")
+        if not Path(path).is_file():
+            raise ConfigError(f"{self.cfg.source}: key '{key}': file not found: {path}")
+        cands, seen = [], set()
+        for line, text in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            text = self._norm(text)
+            if not text or text in seen:
+                continue
+            units = self.units(text)
+            unknown = sorted({u for u in units if u not in self.vocab})
+            if unknown:
+                raise DataError(f"candidate {text!r} holds units the model does not know: {unknown}", path, line)
+            seen.add(text)
+            cands.append(self.vocab.encode(units))
+        if not cands:
+            raise DataError("no candidate transcripts", path)
+        self._cands = (path, cands)
+        return cands
+
     def _lm_stepper(self) -> MappedLMStepper | None:
         """The neural LM as a beam-search scorer over this task's vocabulary."""
         lm = self._load_lm()
@@ -314,6 +346,11 @@ class ASRTask(AudioTask):
                 enc, enc_lengths = model.encode(batch["feats"], batch["feat_lengths"])
                 if method == "ctc_greedy":
                     hyps = model.ctc.greedy(model.ctc_log_probs(enc, enc_lengths), enc_lengths)
+                elif method == "ctc_closed":
+                    cands = self._candidates()
+                    scores = ctc_candidate_log_likelihoods(model.ctc_log_probs(enc, enc_lengths), enc_lengths,
+                                                           cands, model.ctc.blank)  # (B, K)
+                    hyps = [cands[k] for k in scores.argmax(-1).tolist()]
                 elif method == "ctc_beam":
                     lp = model.ctc_log_probs(enc, enc_lengths).float().cpu()
                     lm = self._load_lm()
@@ -401,14 +438,16 @@ class ASRTask(AudioTask):
         exact = sum(" ".join(h.split()) == r for h, r in zip(hyps, refs))
         metrics = {"wer": w["score"], "cer": c["score"], "sentence_accuracy": exact / max(len(refs), 1),
                    "loss": self.dev_loss(model, items), "method": method,
-                   "beam": dc.beam_size if method != "ctc_greedy" else 1,
+                   "beam": dc.beam_size if method not in ("ctc_greedy", "ctc_closed") else 1,
                    "utterances": len(utts), "ref_words": w["ref_words"], "errors": w["errors"],
                    "decode_seconds": seconds, "audio_seconds": audio, "rtf": seconds / max(audio, 1e-9),
                    "threads": torch.get_num_threads()}
-        if method != "ctc_greedy" and dc.lm:
+        if method not in ("ctc_greedy", "ctc_closed") and dc.lm:
             metrics.update(lm=dc.lm, lm_weight=dc.lm_weight, word_bonus=dc.word_bonus)
         if method == "joint":
             metrics["ctc_weight"] = dc.ctc_weight
+        if method == "ctc_closed":
+            metrics.update(candidates=dc.candidates, n_candidates=len(self._candidates()))
         if out_prefix is not None:
             out_prefix = Path(out_prefix)
             out_prefix.parent.mkdir(parents=True, exist_ok=True)
