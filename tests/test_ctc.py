@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 from seqkit.data.batching import pad_sequences
 from seqkit.nn.ctc import (
-    ctc_candidate_log_likelihoods,
     CTCHead,
     check_ctc_lengths,
+    ctc_candidate_log_likelihoods,
     ctc_greedy_decode,
     ctc_loss,
     ctc_min_input_lengths,
