@@ -397,3 +397,32 @@ def test_script_runs_as_a_file_and_exits_2_on_error(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("data_prep: error: --src is not a directory")
+
+
+def test_fsdd_pseudo_label_manifest(tmp_path):
+    """recipes/asr/fsdd/pseudo_label.py: training utterances plus the held-out ones with the
+    given transcripts (never their references); an empty transcript is skipped and counted, a
+    line-count mismatch names the file."""
+    src, out = make_fsdd(tmp_path / "fsdd"), tmp_path / "out"
+    fsdd.prepare(out, src, 0, 0)
+    fold = out / f"heldout_{FSDD_SPEAKERS[0]}"
+    dev = read_manifest(fold / "dev.jsonl", allow_outside=True)
+    hyp = tmp_path / "dev.hyp"
+    hyp.write_text("".join(("" if i == 1 else "NINE") + "\n" for i in range(len(dev))))
+    script = ROOT / "recipes" / "asr" / "fsdd" / "pseudo_label.py"
+    args = ["--train", str(fold / "train.jsonl"), "--dev", str(fold / "dev.jsonl"), "--hyp", str(hyp)]
+    res = subprocess.run([sys.executable, str(script), *args, "--out", str(tmp_path / "st.jsonl")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert "1 empty transcripts skipped" in res.stdout
+    combined = read_manifest(tmp_path / "st.jsonl", allow_outside=True)
+    train = read_manifest(fold / "train.jsonl", allow_outside=True)
+    pseudo = combined[len(train):]
+    assert [u.id for u in combined[: len(train)]] == [u.id for u in train]
+    assert len(pseudo) == len(dev) - 1 and {u.text for u in pseudo} == {"NINE"}
+    assert [u.path for u in pseudo] == [u.path for i, u in enumerate(dev) if i != 1]
+    hyp.write_text("NINE\n")
+    res = subprocess.run([sys.executable, str(script), *args, "--out", str(tmp_path / "bad.jsonl")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert f"{hyp}: 1 transcripts for the {len(dev)} utterances" in res.stderr
