@@ -102,6 +102,22 @@ def test_resume_after_crash_is_bit_identical(tmp_path, crash_at):
     assert last["trainer"]["epoch"] == 3 and last["trainer"]["stop_reason"] == "epochs=3"
 
 
+def test_resume_keeps_the_running_loss_sums_on_rank_0_only(tmp_path):
+    """A checkpoint holds rank 0's running train-loss sums (saved between two log lines); under
+    DDP the other ranks start from zero, or the next all-reduced log would count them twice."""
+    from seqkit.train.distributed import DistInfo
+
+    with pytest.raises(KeyboardInterrupt):  # checkpoint at step 4, log lines at 3 and 6
+        make_trainer(tmp_path, "crash", crash_at=10).fit()
+    saved = load_checkpoint(tmp_path / "crash" / "last.pt")["trainer"]
+    assert saved["loss_n"] > 0
+    for rank, want in ((0, saved["loss_n"]), (1, 0)):
+        t = make_trainer(tmp_path, "crash")
+        t.dist = DistInfo(rank=rank, world_size=2)
+        t.resume(tmp_path / "crash" / "last.pt")
+        assert t.state["loss_n"] == want and (t.state["loss_sum"] > 0) == (rank == 0)
+
+
 def test_finished_run_is_not_trained_again(tmp_path):
     t = make_trainer(tmp_path, "r")
     t.fit()

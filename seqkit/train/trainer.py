@@ -277,6 +277,10 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.state.update(ckpt["trainer"])
+        if not self.dist.is_main:
+            # the checkpoint holds rank 0's running train-loss sums; counting them on every rank
+            # would count them world_size times in the next all-reduced log line
+            self.state["loss_sum"], self.state["loss_n"] = 0.0, 0
         if self.ema is not None:
             if "ema" not in ckpt:
                 raise ConfigError(f"{path}: train.ema_decay is set but the checkpoint holds no "
