@@ -122,3 +122,26 @@ class Worker:
             pass
         self.proc.wait(timeout=self.close_timeout)
         self.err.close()
+
+
+def onednn_sgemm_gflops(n: int = 2048, repeats: int = 10) -> float | None:
+    """Median GFLOP/s of an n^3 float32 product through oneDNN (torch's mkldnn linear), or None
+    where torch was built without it.  ``a @ b`` on CPU calls MKL's sgemm, which on AMD CPUs can
+    run at half the rate oneDNN reaches (measured on the 2-core AMD EPYC VM: 210 against 472
+    GFLOP/s), so the machine's sgemm rate is the larger of the two."""
+    import statistics
+    import time
+
+    import torch
+
+    if not torch.backends.mkldnn.is_available():
+        return None
+    a, w = torch.randn(n, n).to_mkldnn(), torch.randn(n, n).to_mkldnn()
+    for _ in range(2):
+        torch._C._nn.mkldnn_linear(a, w)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch._C._nn.mkldnn_linear(a, w)
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times) / 1e9

@@ -2,7 +2,9 @@
 
 In one run, for each thread count (default 1 and 2):
 
-* sgemm: median GFLOP/s of a 2048^3 float32 ``a @ b`` (as ``encoder_speed.py``);
+* sgemm: median GFLOP/s of a 2048^3 float32 product, the larger of ``a @ b`` (MKL) and
+  oneDNN's (``_bench_common.onednn_sgemm_gflops``; on the AMD EPYC VM MKL reaches half of
+  oneDNN's rate), both printed;
 * a training step (forward + backward + gradient-norm clipping + Adam step, train mode with
   the recipe's dropout / SpecAugment) of the recipe-size translation model (Multi30k, weights of
   ``exp/mt_de_en/best.pt``) on real Multi30k training batches of ``max_tokens`` 2000, and of the
@@ -41,6 +43,7 @@ import statistics
 import time
 
 import torch
+from _bench_common import onednn_sgemm_gflops
 from _seqkit_models import asr_flops, load, machine_line, mt_flops, train_batches
 
 
@@ -114,6 +117,7 @@ def main(argv=None) -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         gemm_before = sgemm_gflops()
+        dnn_before = onednn_sgemm_gflops()
         for s in setups.values():
             s["step"](s["batches"][0])  # warm-up
             passes = []
@@ -124,10 +128,16 @@ def main(argv=None) -> None:
                 passes.append(time.perf_counter() - t)
             s.setdefault("times", {})[threads] = passes
         gemm_after = sgemm_gflops()
+        dnn_after = onednn_sgemm_gflops()
         gemm = statistics.median([gemm_before, gemm_after])
         print(f"\n{machine_line(threads)}")
-        print(f"sgemm 2048^3: {gemm_before:.1f} GFLOP/s before, {gemm_after:.1f} after the model runs "
-              f"(reference: their mean {gemm:.1f})")
+        print(f"sgemm 2048^3, a @ b (MKL): {gemm_before:.1f} GFLOP/s before, {gemm_after:.1f} after the model "
+              f"runs (mean {gemm:.1f})")
+        if dnn_before is not None:
+            dnn = statistics.median([dnn_before, dnn_after])
+            print(f"sgemm 2048^3, oneDNN: {dnn_before:.1f} before, {dnn_after:.1f} after (mean {dnn:.1f})")
+            gemm = max(gemm, dnn)
+        print(f"reference sgemm rate: {gemm:.1f} GFLOP/s (the larger)")
         for kind, s in setups.items():
             med = statistics.median(s["times"][threads])
             useful = sum(s["flops"].values()) / med / 1e9
