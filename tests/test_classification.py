@@ -198,13 +198,16 @@ def test_adversarial_perturbation_size_direction_and_padding(relative):
     torch.testing.assert_close(cos, torch.ones(3))
 
 
-def test_adversarial_loss_is_the_loss_at_the_perturbed_vectors():
+@pytest.mark.parametrize("arch", ["rnn", "cnn"])
+def test_adversarial_loss_is_the_loss_at_the_perturbed_vectors(arch):
     """With dropout off, forward = clean loss + weight * loss at x + eps ||x|| g / ||g||, the
     perturbation raises the loss, and gradients reach the embeddings through both terms."""
     torch.manual_seed(7)
-    kw = dict(vocab_size=20, num_classes=2, emb_dim=8, hidden_size=8, dropout=0.0)
-    model = RNNClassifier(adversarial_eps=0.2, adversarial_weight=0.5, **kw).train()
-    plain = RNNClassifier(**kw).train()
+    cls = RNNClassifier if arch == "rnn" else CNNClassifier
+    size = {"hidden_size": 8} if arch == "rnn" else {"num_filters": 4}
+    kw = dict(vocab_size=20, num_classes=2, emb_dim=8, dropout=0.0, **size)
+    model = cls(adversarial_eps=0.2, adversarial_weight=0.5, **kw).train()
+    plain = cls(**kw).train()
     plain.load_state_dict(model.state_dict())
     batch = {
         "tokens": torch.tensor([[5, 6, 7, 8], [4, 3, 0, 0]]),
