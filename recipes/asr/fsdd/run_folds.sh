@@ -22,16 +22,27 @@ jobs=${JOBS:-1}
 prefix=${OUT:-exp/asr_fsdd}
 mkdir -p exp/fsdd_lm
 
+# a stage is finished when its last decoding is written (FRESH=1: never)
+finished() { [ "${FRESH:-0}" != 1 ] && [ -f "$1/dev_metrics_closed.json" ]; }
+
 fold() {
     local spk=$1 out=${prefix}_$1
     shift
+    # the lexicon: the fold's training transcripts (150 of each digit), a unigram ARPA
+    python -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" \
+        data/fsdd/heldout_$spk/train.jsonl > exp/fsdd_lm/train_text_$spk.txt
+    seqkit ngram --order 1 --train exp/fsdd_lm/train_text_$spk.txt --arpa exp/fsdd_lm/digits1_$spk.arpa \
+        > exp/fsdd_lm/digits1_$spk.log 2>&1
     train_and_decode "$spk" "$out" data/fsdd/heldout_$spk/train.jsonl "$@"
     local prev=$out next
     for ((r = 1; r <= ${SELF_TRAIN:-0}; r++)); do
         next=${out}_st$([ $r -gt 1 ] && echo $r || true)
-        mkdir -p $next
-        python recipes/asr/fsdd/pseudo_label.py --train data/fsdd/heldout_$spk/train.jsonl \
-            --dev data/fsdd/heldout_$spk/dev.jsonl --hyp $prev/dev_closed.hyp --out $next/self_train.jsonl > $next.pseudo.log
+        if ! finished $next; then
+            mkdir -p $next
+            python recipes/asr/fsdd/pseudo_label.py --train data/fsdd/heldout_$spk/train.jsonl \
+                --dev data/fsdd/heldout_$spk/dev.jsonl --hyp $prev/dev_closed.hyp --out $next/self_train.jsonl \
+                > $next.pseudo.log
+        fi
         train_and_decode "$spk" $next $next/self_train.jsonl "$@"
         prev=$next
     done
@@ -42,18 +53,13 @@ train_and_decode() {
     local spk=$1 out=$2 train=$3
     shift 3
     local data=(data.train=$train data.dev=data/fsdd/heldout_$spk/dev.jsonl train.output_dir=$out)
-    if [ "${FRESH:-0}" != 1 ] && [ -f $out/dev_metrics_closed.json ]; then
+    if finished $out; then
         echo "$out: finished before, reused (FRESH=1 retrains)"
         return
     fi
     seqkit train "$cfg" --fresh "${data[@]}" train.progress=false "$@" > $out.log 2>&1
     keep() { cp $out/dev_metrics.json $out/dev_metrics_$1.json; cp $out/dev.hyp $out/dev_$1.hyp; }
     keep beam
-    # the lexicon: the fold's training transcripts (150 of each digit), a unigram ARPA
-    python -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" \
-        data/fsdd/heldout_$spk/train.jsonl > exp/fsdd_lm/train_text_$spk.txt
-    seqkit ngram --order 1 --train exp/fsdd_lm/train_text_$spk.txt --arpa exp/fsdd_lm/digits1_$spk.arpa \
-        >> $out.log 2>&1
     seqkit evaluate "$cfg" "${data[@]}" "$@" --ckpt $out/best.pt decode.lm=exp/fsdd_lm/digits1_$spk.arpa \
         decode.lm_weight=1.0 >> $out.log 2>&1
     keep lexicon
