@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqkit.data.batching import lengths_to_mask
+from seqkit.data.batching import lengths_to_mask, pad_sequences
 
 __all__ = [
     "CTCHead",
@@ -234,11 +234,7 @@ def ctc_candidate_log_likelihoods(
     if k == 0:
         raise ValueError("no candidates")
     dev = log_probs.device
-    width = max(1, max(len(c) for c in candidates))
-    cand = torch.full((k, width), blank, dtype=torch.long)
-    for i, c in enumerate(candidates):
-        cand[i, : len(c)] = torch.as_tensor(c, dtype=torch.long)
-    cand_lengths = torch.tensor([len(c) for c in candidates], dtype=torch.long)
+    cand, cand_lengths = pad_sequences(candidates, pad_value=blank)  # (K, S), (K,)
     lp = log_probs.float().transpose(0, 1)  # (B, T, V) -> (T, B, V)
     lp = lp.unsqueeze(2).expand(t, b, k, v).reshape(t, b * k, v)  # (T, B * K, V), b-major
     nll = F.ctc_loss(

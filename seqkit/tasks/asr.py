@@ -58,6 +58,8 @@ from ..search.lm_scorer import ArpaLM, MappedLMStepper, NeuralLMScorer
 from ..train.trainer import move_to
 from .audio import AudioTask
 
+# decoding methods without a beam or LM fusion (their metrics carry beam 1 and no LM)
+_NO_SEARCH = ("ctc_greedy", "ctc_closed")
 
 @dataclass
 class ASRDataConfig:
@@ -438,11 +440,11 @@ class ASRTask(AudioTask):
         exact = sum(" ".join(h.split()) == r for h, r in zip(hyps, refs))
         metrics = {"wer": w["score"], "cer": c["score"], "sentence_accuracy": exact / max(len(refs), 1),
                    "loss": self.dev_loss(model, items), "method": method,
-                   "beam": dc.beam_size if method not in ("ctc_greedy", "ctc_closed") else 1,
+                   "beam": dc.beam_size if method not in _NO_SEARCH else 1,
                    "utterances": len(utts), "ref_words": w["ref_words"], "errors": w["errors"],
                    "decode_seconds": seconds, "audio_seconds": audio, "rtf": seconds / max(audio, 1e-9),
                    "threads": torch.get_num_threads()}
-        if method not in ("ctc_greedy", "ctc_closed") and dc.lm:
+        if method not in _NO_SEARCH and dc.lm:
             metrics.update(lm=dc.lm, lm_weight=dc.lm_weight, word_bonus=dc.word_bonus)
         if method == "joint":
             metrics["ctc_weight"] = dc.ctc_weight
