@@ -124,24 +124,42 @@ class Worker:
         self.err.close()
 
 
+
+def _median_gflops(fn, flops: float, repeats: int, sync=lambda: None) -> float:
+    """GFLOP/s of ``fn`` (``flops`` per call) from the median of ``repeats`` timed calls, after
+    two warm-up calls; ``sync`` waits for queued device work before each clock reading."""
+    import statistics
+    import time
+
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        t = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t)
+    return flops / statistics.median(times) / 1e9
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 10, device: str = "cpu") -> float:
+    """Median GFLOP/s of an n^3 float32 ``a @ b`` (MKL on CPU, cuBLAS on CUDA)."""
+    import torch
+
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    return _median_gflops(lambda: a @ b, 2 * n**3, repeats, sync)
+
+
 def onednn_sgemm_gflops(n: int = 2048, repeats: int = 10) -> float | None:
     """Median GFLOP/s of an n^3 float32 product through oneDNN (torch's mkldnn linear), or None
     where torch was built without it.  ``a @ b`` on CPU calls MKL's sgemm, which on AMD CPUs can
     run at half the rate oneDNN reaches (measured on the 2-core AMD EPYC VM: 210 against 472
     GFLOP/s), so the machine's sgemm rate is the larger of the two."""
-    import statistics
-    import time
-
     import torch
 
     if not torch.backends.mkldnn.is_available():
         return None
     a, w = torch.randn(n, n).to_mkldnn(), torch.randn(n, n).to_mkldnn()
-    for _ in range(2):
-        torch._C._nn.mkldnn_linear(a, w)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch._C._nn.mkldnn_linear(a, w)
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    return _median_gflops(lambda: torch._C._nn.mkldnn_linear(a, w), 2 * n**3, repeats)

@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 import torch
-from _bench_common import cpu_name, onednn_sgemm_gflops
+from _bench_common import cpu_name, onednn_sgemm_gflops, sgemm_gflops
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -48,22 +48,6 @@ from seqkit.nn.rnn import RNNEncoder  # noqa: E402
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def sgemm_gflops(n: int, repeats: int, device: torch.device) -> float:
-    """Median GFLOP/s of an n x n float32 matrix product."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    for _ in range(2):
-        a @ b
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t = time.perf_counter()
-        a @ b
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def lstm_flops(batch: int, steps: int, d_in: int, hidden: int, layers: int, dirs: int) -> float:
@@ -149,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in range(args.repeats):
         for name in names if r % 2 == 0 else names[::-1]:  # alternate the order
             times[name].append(timed(runs[name]))
-    gemm = sgemm_gflops(args.gemm_size, 10, device)
+    gemm = sgemm_gflops(args.gemm_size, 10, str(device))
     dnn = onednn_sgemm_gflops(args.gemm_size) if device.type == "cpu" else None
     if dnn is not None:  # MKL's a @ b can run at half of oneDNN's rate (AMD): take the larger
         print(f"sgemm {args.gemm_size}^3: a @ b (MKL) {gemm:.1f} GFLOP/s, oneDNN {dnn:.1f} GFLOP/s")

@@ -43,20 +43,8 @@ import statistics
 import time
 
 import torch
-from _bench_common import onednn_sgemm_gflops
+from _bench_common import onednn_sgemm_gflops, sgemm_gflops
 from _seqkit_models import asr_flops, load, machine_line, mt_flops, train_batches
-
-
-def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(2):
-        a @ b
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def make_step(model, clip: float, lr: float):
