@@ -35,6 +35,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from seqkit.nn.dense import Linear
+
 from ..nn.adversarial import adversarial_perturbation
 from ..nn.conv import MaskedConvMaxPool
 from ..nn.dropout import embedding_dropout
@@ -189,13 +191,13 @@ class RNNClassifier(_Classifier):
         self.drop = nn.Dropout(dropout)
         if mlp_hidden > 0:
             self.out = nn.Sequential(
-                nn.Linear(h, mlp_hidden),
+                Linear(h, mlp_hidden),
                 nn.Tanh(),
                 nn.Dropout(dropout),
-                nn.Linear(mlp_hidden, num_classes),
+                Linear(mlp_hidden, num_classes),
             )
         else:
-            self.out = nn.Linear(h, num_classes)
+            self.out = Linear(h, num_classes)
 
     def classify(self, x: torch.Tensor, mask: torch.Tensor, batch: dict):
         h, _ = self.encoder(x, batch["lengths"])  # (B, T, 2H), zero at padding
@@ -224,7 +226,7 @@ class CNNClassifier(_Classifier):
         super().__init__(vocab_size, num_classes, emb_dim, **kw)
         self.conv = MaskedConvMaxPool(self.input_size, widths, num_filters, "relu")
         self.drop = nn.Dropout(dropout)
-        self.out = nn.Linear(self.conv.output_size, num_classes)
+        self.out = Linear(self.conv.output_size, num_classes)
 
     def classify(self, x: torch.Tensor, mask: torch.Tensor, batch: dict):
         feats = self.conv(x, mask)  # (B, len(widths) * num_filters)

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from seqkit.nn.dense import Linear
+
 from ..nn.attention import build_attention
 from ..nn.crf import CRF
 from ..nn.embedding import CharCNN
@@ -78,9 +80,9 @@ class JointTagger(nn.Module):
         self.slot_attention = None
         if slot_attention != "none":
             self.slot_attention = build_attention(slot_attention, h, h)
-        self.slot_out = nn.Linear(2 * h if self.slot_attention is not None else h, num_tags)
+        self.slot_out = Linear(2 * h if self.slot_attention is not None else h, num_tags)
         self.pool = SequencePooling(h, pooling)
-        self.intent_out = nn.Linear(h, num_intents)
+        self.intent_out = Linear(h, num_intents)
         self.crf = None
         if crf:
             allowed, start, end = crf_constraints if crf_constraints is not None else (None, None, None)

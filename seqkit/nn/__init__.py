@@ -45,6 +45,7 @@ from seqkit.nn.ctc import (
     ctc_min_input_lengths,
 )
 from seqkit.nn.decoder import AttentionalDecoder, scheduled_sampling_prob
+from seqkit.nn.dense import Linear, linear, onednn_linear_enabled, set_onednn_linear
 from seqkit.nn.dropout import (
     EmbeddingDropout,
     LockedDropout,
@@ -84,6 +85,7 @@ __all__ = [
     "JordanRNNCell",
     "LSTMCell",
     "LayerNormLSTMCell",
+    "Linear",
     "LocalPAttention",
     "LocationAwareAttention",
     "LockedDropout",
@@ -116,9 +118,12 @@ __all__ = [
     "extended_to_tokens",
     "locked_dropout",
     "masked_scan",
+    "linear",
     "masked_softmax",
+    "onednn_linear_enabled",
     "oov_to_unk",
     "reverse_padded",
+    "set_onednn_linear",
     "scheduled_sampling_prob",
     "sequence_cross_entropy",
     "stack_frames",

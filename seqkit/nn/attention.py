@@ -45,6 +45,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from seqkit.nn.dense import Linear
+
 __all__ = [
     "AdditiveAttention",
     "DotAttention",
@@ -139,9 +141,9 @@ class AdditiveAttention(_Attention):
 
     def __init__(self, query_size: int, key_size: int, attn_size: int, coverage: bool = False):
         super().__init__()
-        self.query_proj = nn.Linear(query_size, attn_size, bias=True)  # W, b
-        self.key_proj = nn.Linear(key_size, attn_size, bias=False)  # U
-        self.v = nn.Linear(attn_size, 1, bias=False)
+        self.query_proj = Linear(query_size, attn_size, bias=True)  # W, b
+        self.key_proj = Linear(key_size, attn_size, bias=False)  # U
+        self.v = Linear(attn_size, 1, bias=False)
         self.supports_coverage = coverage
         self.coverage_proj = nn.Parameter(torch.empty(attn_size)) if coverage else None
         if coverage:
@@ -203,7 +205,7 @@ class GeneralAttention(_Attention):
 
     def __init__(self, query_size: int, key_size: int):
         super().__init__()
-        self.key_proj = nn.Linear(key_size, query_size, bias=False)  # W_a
+        self.key_proj = Linear(key_size, query_size, bias=False)  # W_a
 
     def project_keys(self, keys: Tensor) -> Tensor:
         return self.key_proj(keys)  # (B, S, Dq)
@@ -283,8 +285,8 @@ class LocalPAttention(_Attention):
             self.scorer = AdditiveAttention(query_size, key_size, attn_size or query_size)
         else:
             raise ValueError(f"score must be 'general', 'dot' or 'concat', got {score!r}")
-        self.pos_proj = nn.Linear(query_size, query_size, bias=False)  # W_p
-        self.pos_v = nn.Linear(query_size, 1, bias=False)  # v_p
+        self.pos_proj = Linear(query_size, query_size, bias=False)  # W_p
+        self.pos_v = Linear(query_size, 1, bias=False)  # v_p
 
     def project_keys(self, keys: Tensor) -> Tensor:
         return self.scorer.project_keys(keys)
@@ -384,10 +386,10 @@ class LocationAwareAttention(_Attention):
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
         self.conv = nn.Conv1d(1, conv_channels, kernel_size, padding=kernel_size // 2, bias=False)
-        self.loc_proj = nn.Linear(conv_channels, attn_size, bias=False)  # U
-        self.query_proj = nn.Linear(query_size, attn_size, bias=True)  # W, b
-        self.key_proj = nn.Linear(key_size, attn_size, bias=False)  # V
-        self.v = nn.Linear(attn_size, 1, bias=False)  # w
+        self.loc_proj = Linear(conv_channels, attn_size, bias=False)  # U
+        self.query_proj = Linear(query_size, attn_size, bias=True)  # W, b
+        self.key_proj = Linear(key_size, attn_size, bias=False)  # V
+        self.v = Linear(attn_size, 1, bias=False)  # w
 
     def project_keys(self, keys: Tensor) -> Tensor:
         return self.key_proj(keys)  # (B, S, A)

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from seqkit.data.batching import lengths_to_mask
+from seqkit.nn.dense import Linear
 from seqkit.nn.pyramidal import PyramidalEncoder
 from seqkit.nn.rnn import RNNEncoder, reverse_padded
 
@@ -91,11 +92,11 @@ class SequenceAutoencoder(nn.Module):
             self.encoder = RNNEncoder(input_size, hidden_size, num_layers, bidirectional, "lstm", dropout)
             self.bidirectional = bidirectional
         final = hidden_size * (2 if self.bidirectional else 1)
-        self.to_embedding = nn.Linear(final, emb_dim)
+        self.to_embedding = Linear(final, emb_dim)
         self.drop = nn.Dropout(dropout)
-        self.bridge = nn.Linear(emb_dim, 2 * hidden_size)  # initial (h, c) of the decoder
+        self.bridge = Linear(emb_dim, 2 * hidden_size)  # initial (h, c) of the decoder
         self.decoder = nn.LSTM(emb_dim, hidden_size, batch_first=True)
-        self.out = nn.Linear(hidden_size, input_size)
+        self.out = Linear(hidden_size, input_size)
 
     def embed(self, x: Tensor, lengths: Tensor) -> Tensor:
         """The segment embeddings ``z``: (B, T, F) -> (B, E)."""

@@ -41,8 +41,9 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from seqkit.nn.dense import addmm_t, linear
 
 __all__ = [
     "CELLS",
@@ -134,11 +135,11 @@ class ElmanCell(RecurrentCell):
         _uniform_(self.parameters(), self.hidden_size)
 
     def project_input(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)  # (..., H)
+        return linear(x, self.weight_ih, self.bias_ih + self.bias_hh)  # (..., H)
 
     def step(self, xp: Tensor, state: CellState) -> tuple[Tensor, CellState]:
         (h,) = state
-        pre = torch.addmm(xp, h, self.weight_hh.t())  # (B, H)
+        pre = addmm_t(xp, h, self.weight_hh)  # (B, H)
         h = torch.tanh(pre) if self.nonlinearity == "tanh" else torch.relu(pre)
         return h, (h,)
 
@@ -224,11 +225,11 @@ class LSTMCell(RecurrentCell):
         _uniform_(self.parameters(), self.hidden_size)
 
     def project_input(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)  # (..., 4H)
+        return linear(x, self.weight_ih, self.bias_ih + self.bias_hh)  # (..., 4H)
 
     def step(self, xp: Tensor, state: CellState) -> tuple[Tensor, CellState]:
         h, c = state
-        gates = torch.addmm(xp, h, self.weight_hh.t())  # (B, 4H)
+        gates = addmm_t(xp, h, self.weight_hh)  # (B, 4H)
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
@@ -260,7 +261,7 @@ class PeepholeLSTMCell(LSTMCell):
 
     def step(self, xp: Tensor, state: CellState) -> tuple[Tensor, CellState]:
         h, c = state
-        gates = torch.addmm(xp, h, self.weight_hh.t())  # (B, 4H)
+        gates = addmm_t(xp, h, self.weight_hh)  # (B, 4H)
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
         p_i, p_f, p_o = self.peephole  # each (H,)
         c = torch.sigmoid(f + p_f * c) * c + torch.sigmoid(i + p_i * c) * torch.tanh(g)
@@ -299,11 +300,11 @@ class LayerNormLSTMCell(RecurrentCell):
         _uniform_([self.weight_ih, self.weight_hh, self.bias], hidden_size)
 
     def project_input(self, x: Tensor) -> Tensor:
-        return self.ln_ih(F.linear(x, self.weight_ih)) + self.bias  # (..., 4H)
+        return self.ln_ih(linear(x, self.weight_ih)) + self.bias  # (..., 4H)
 
     def step(self, xp: Tensor, state: CellState) -> tuple[Tensor, CellState]:
         h, c = state
-        gates = xp + self.ln_hh(F.linear(h, self.weight_hh))  # (B, 4H)
+        gates = xp + self.ln_hh(linear(h, self.weight_hh))  # (B, 4H)
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(self.ln_c(c))
@@ -336,11 +337,11 @@ class GRUCell(RecurrentCell):
         _uniform_(self.parameters(), hidden_size)
 
     def project_input(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight_ih, self.bias_ih)  # (..., 3H)
+        return linear(x, self.weight_ih, self.bias_ih)  # (..., 3H)
 
     def step(self, xp: Tensor, state: CellState) -> tuple[Tensor, CellState]:
         (h,) = state
-        hh = F.linear(h, self.weight_hh, self.bias_hh)  # (B, 3H)
+        hh = linear(h, self.weight_hh, self.bias_hh)  # (B, 3H)
         x_r, x_z, x_n = xp.chunk(3, dim=1)
         h_r, h_z, h_n = hh.chunk(3, dim=1)
         r = torch.sigmoid(x_r + h_r)
@@ -407,12 +408,12 @@ class JordanRNNCell(RecurrentCell):
         _uniform_(self.parameters(), hidden_size)
 
     def project_input(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight_ih, self.bias)  # (..., H)
+        return linear(x, self.weight_ih, self.bias)  # (..., H)
 
     def step(self, xp: Tensor, state: CellState) -> tuple[Tensor, CellState]:
         (y,) = state
-        h = torch.tanh(torch.addmm(xp, y, self.weight_yh.t()))  # (B, H)
-        y = _OUTPUT_ACTIVATIONS[self.output_activation](F.linear(h, self.weight_out, self.bias_out))
+        h = torch.tanh(addmm_t(xp, y, self.weight_yh))  # (B, H)
+        y = _OUTPUT_ACTIVATIONS[self.output_activation](linear(h, self.weight_out, self.bias_out))
         return y, (y,)  # (B, O)
 
 

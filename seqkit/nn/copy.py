@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from seqkit.data.batching import pad_sequences
 from seqkit.data.vocab import UNK, Vocab
 from seqkit.nn.decoder import AttentionalDecoder
+from seqkit.nn.dense import Linear
 from seqkit.search.state import State
 
 __all__ = [
@@ -306,7 +307,7 @@ class PointerGeneratorDecoder(nn.Module):
         self.unk_id = unk_id
         self.coverage = coverage
         self.coverage_weight = coverage_weight
-        self.switch = nn.Linear(memory_size + hidden_size + emb_dim, 1)  # w_h, w_s, w_x, b
+        self.switch = Linear(memory_size + hidden_size + emb_dim, 1)  # w_h, w_s, w_x, b
 
     def init_state(
         self,
@@ -450,7 +451,7 @@ class CopyNetDecoder(nn.Module):
         )
         self.vocab_size = vocab_size
         self.unk_id = unk_id
-        self.copy_proj = nn.Linear(memory_size, hidden_size, bias=False)  # W_c
+        self.copy_proj = Linear(memory_size, hidden_size, bias=False)  # W_c
 
     def init_state(
         self,

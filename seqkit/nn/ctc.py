@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqkit.data.batching import lengths_to_mask, pad_sequences
+from seqkit.nn.dense import Linear
 
 __all__ = [
     "CTCHead",
@@ -305,7 +306,7 @@ class CTCHead(nn.Module):
         self.vocab_size = vocab_size
         self.blank = blank
         self.dropout = nn.Dropout(dropout)
-        self.proj = nn.Linear(input_size, vocab_size)
+        self.proj = Linear(input_size, vocab_size)
 
     def extra_repr(self) -> str:
         return f"input_size={self.input_size}, vocab_size={self.vocab_size}, blank={self.blank}"

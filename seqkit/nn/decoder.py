@@ -34,11 +34,12 @@ import torch
 from torch import Tensor, nn
 
 from seqkit.nn.attention import build_attention
+from seqkit.nn.dense import GRUCell, Linear, LSTMCell
 from seqkit.search.state import State
 
 __all__ = ["AttentionalDecoder", "scheduled_sampling_prob"]
 
-_CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell}
+_CELLS = {"lstm": LSTMCell, "gru": GRUCell}
 
 
 def scheduled_sampling_prob(
@@ -153,12 +154,12 @@ class AttentionalDecoder(nn.Module):
         self.cells = nn.ModuleList(
             _CELLS[cell](in_size if i == 0 else hidden_size, hidden_size) for i in range(num_layers)
         )
-        self.combine = nn.Linear(memory_size + hidden_size, hidden_size, bias=False)  # W_c
-        self.out_proj = nn.Linear(hidden_size, vocab_size)  # W_s, b_s
+        self.combine = Linear(memory_size + hidden_size, hidden_size, bias=False)  # W_c
+        self.out_proj = Linear(hidden_size, vocab_size)  # W_s, b_s
         if tie_embeddings:
             self.out_proj.weight = self.embedding.weight
         n_init = num_layers * (2 if cell == "lstm" else 1)
-        self.bridge = nn.Linear(memory_size, n_init * hidden_size) if bridge else None
+        self.bridge = Linear(memory_size, n_init * hidden_size) if bridge else None
         self.drop = nn.Dropout(dropout)
 
     # ------------------------------------------------------------------ state

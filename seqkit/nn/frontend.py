@@ -21,6 +21,8 @@ import torch.nn.functional as F
 import torchaudio
 from torch import Tensor, nn
 
+from seqkit.nn.dense import Linear
+
 __all__ = ["ConvSubsampling", "SpecAugment", "stack_frames", "stacked_lengths"]
 
 
@@ -69,7 +71,7 @@ class ConvSubsampling(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
         f = (input_size + 1) // 2
         f = (f + 1) // 2
-        self.out = nn.Linear(channels * f, output_size)
+        self.out = Linear(channels * f, output_size)
         self.output_size = output_size
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:

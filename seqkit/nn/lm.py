@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqkit.data.batching import lengths_to_mask
+from seqkit.nn.dense import Linear
 from seqkit.nn.dropout import WeightDropGRU, WeightDropLSTM, embedding_dropout, locked_dropout
 from seqkit.search.state import State
 
@@ -111,7 +112,7 @@ class RNNLM(nn.Module):
             _LAYERS[cell](i, h, batch_first=True, weight_dropout=dropout_weight)
             for i, h in zip(inputs, self.layer_sizes, strict=True)
         )
-        self.decoder = nn.Linear(last, vocab_size)
+        self.decoder = Linear(last, vocab_size)
         if tie_weights:
             self.decoder.weight = self.embedding.weight
         self.output_size = last

@@ -11,6 +11,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from seqkit.nn.dense import Linear
+
 
 class SequencePooling(nn.Module):
     """Pool (B, T, H) states into (B, H) under a (B, T) bool mask of real positions.
@@ -25,8 +27,8 @@ class SequencePooling(nn.Module):
             raise ValueError(f"pooling mode must be attention, mean or max, got {mode!r}")
         self.mode = mode
         if mode == "attention":
-            self.proj = nn.Linear(hidden_size, hidden_size)
-            self.query = nn.Linear(hidden_size, 1, bias=False)
+            self.proj = Linear(hidden_size, hidden_size)
+            self.query = Linear(hidden_size, 1, bias=False)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor):
         if self.mode == "mean":

@@ -1,0 +1,194 @@
+"""Affine maps ``y = x W^T + b`` that run float32 CPU products through oneDNN.
+
+On CPUs where torch's default CPU matrix product (MKL's sgemm) falls back to a slow code
+path -- the AMD EPYC dev machine of this project reaches 108 GFLOP/s per thread with
+``F.linear`` against 235-245 through oneDNN -- :func:`linear` sends the forward product and
+both backward products (``dx = dy W``, ``dW = dy^T x``) to oneDNN's inner-product primitive
+(``torch.ops.mkldnn._linear_pointwise`` on plain dense tensors, no layout conversion).
+Everywhere else it is ``torch.nn.functional.linear``:
+
+* tensors not on the CPU, or not float32 (bf16/fp16, and any CPU autocast region);
+* when torch was built without oneDNN, or the op is missing;
+* when switched off with :func:`set_onednn_linear` or ``SEQKIT_ONEDNN_LINEAR=0`` in the
+  environment (read once, at import).
+
+The results agree with ``F.linear`` to float32 rounding (a different summation order), not
+bit for bit.  The oneDNN path is differentiable once: a second derivative through it (e.g.
+``create_graph=True``) raises an error; :func:`set_onednn_linear` (False) avoids it.
+
+:class:`Linear`, :class:`LSTMCell` and :class:`GRUCell` are ``torch.nn.Linear``,
+``torch.nn.LSTMCell`` and ``torch.nn.GRUCell`` with their products computed by
+:func:`linear`: same parameters, same ``state_dict`` keys, same initialisation, same results
+to float32 rounding.  :func:`addmm_t` is ``torch.addmm(xp, h, weight.t())`` the same way.
+
+Shapes: ``x (..., K)``, ``weight (N, K)``, ``bias (N,)`` or None -> ``(..., N)``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+__all__ = [
+    "GRUCell",
+    "LSTMCell",
+    "Linear",
+    "addmm_t",
+    "linear",
+    "onednn_linear_enabled",
+    "set_onednn_linear",
+]
+
+
+def _op_available() -> bool:
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(
+            torch.ops.mkldnn, "_linear_pointwise"
+        )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_AVAILABLE = _op_available()
+_ENABLED = _AVAILABLE and os.environ.get("SEQKIT_ONEDNN_LINEAR", "1") not in (
+    "0",
+    "false",
+    "no",
+    "",
+)
+
+
+def set_onednn_linear(enabled: bool) -> bool:
+    """Switch the oneDNN path on or off for this process; returns the previous setting.
+
+    Switching on where the op is unavailable leaves it off (``F.linear`` everywhere).
+    """
+    global _ENABLED
+    previous = _ENABLED
+    _ENABLED = bool(enabled) and _AVAILABLE
+    return previous
+
+
+def onednn_linear_enabled() -> bool:
+    """Whether :func:`linear` sends float32 CPU products to oneDNN."""
+    return _ENABLED
+
+
+def _mm_t(a: Tensor, b: Tensor) -> Tensor:
+    """``a (M, K) @ b (N, K)^T -> (M, N)`` through oneDNN."""
+    return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # x (M, K)
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")  # (M, N)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):  # grad (M, N)
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        gx = _mm_t(grad, weight.t()) if ctx.needs_input_grad[0] else None  # (M, K)
+        gw = _mm_t(grad.t(), x.t()) if ctx.needs_input_grad[1] else None  # (N, K)
+        gb = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None  # (N,)
+        return gx, gw, gb
+
+
+# Below these sizes oneDNN's per-call overhead outweighs its faster kernel (measured on the
+# dev machine: an (8, 64) x (64, 64) product takes 3 us through F.linear and 15 us through
+# oneDNN, and matrix-vector products with N = 1 are 1.6-10x slower through oneDNN).
+_MIN_OUT_FEATURES = 32
+_MIN_MACS = 1 << 20
+
+
+def _use_onednn(x: Tensor, weight: Tensor) -> bool:
+    if not (
+        _ENABLED
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+    ):
+        return False
+    n = weight.shape[0]
+    return n >= _MIN_OUT_FEATURES and x.numel() * n >= _MIN_MACS
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x (..., K) @ weight (N, K)^T + bias (N,) -> (..., N)``; see the module docstring."""
+    if not _use_onednn(x, weight):
+        return F.linear(x, weight, bias)
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])  # (M, K)
+    if not x2.is_contiguous():
+        x2 = x2.contiguous()
+    if torch.is_grad_enabled() and (
+        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+    ):
+        y = _OneDNNLinear.apply(x2, weight, bias)
+    else:
+        y = torch.ops.mkldnn._linear_pointwise(x2, weight, bias, "none", [], "")
+    return y.reshape(*lead, weight.shape[0])  # (..., N)
+
+
+class Linear(nn.Linear):
+    """``torch.nn.Linear`` whose forward is :func:`linear` (oneDNN on float32 CPU tensors)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(x, self.weight, self.bias)
+
+
+def addmm_t(xp: Tensor, h: Tensor, weight: Tensor) -> Tensor:
+    """``xp (B, N) + h (B, K) @ weight (N, K)^T -> (B, N)``, as ``torch.addmm(xp, h, weight.t())``."""
+    if _use_onednn(h, weight):
+        return xp + linear(h, weight)
+    return torch.addmm(xp, h, weight.t())
+
+
+class LSTMCell(nn.LSTMCell):
+    """``torch.nn.LSTMCell`` with its two products through :func:`linear`.
+
+    Shapes: ``x (B, D)``, state ``(h (B, H), c (B, H))`` or None -> ``(h_t, c_t)``.
+    """
+
+    def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        if not _use_onednn(x, self.weight_ih) or x.dim() != 2:
+            return super().forward(x, hx)
+        if hx is None:
+            zeros = x.new_zeros(x.size(0), self.hidden_size)
+            hx = (zeros, zeros)
+        h, c = hx
+        gates = linear(x, self.weight_ih, self.bias_ih) + linear(
+            h, self.weight_hh, self.bias_hh
+        )  # (B, 4H)
+        i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class GRUCell(nn.GRUCell):
+    """``torch.nn.GRUCell`` with its two products through :func:`linear`.
+
+    Shapes: ``x (B, D)``, ``h (B, H)`` or None -> ``h_t (B, H)``.
+    """
+
+    def forward(self, x: Tensor, hx: Tensor | None = None) -> Tensor:
+        if not _use_onednn(x, self.weight_ih) or x.dim() != 2:
+            return super().forward(x, hx)
+        if hx is None:
+            hx = x.new_zeros(x.size(0), self.hidden_size)
+        gi = linear(x, self.weight_ih, self.bias_ih)  # (B, 3H)
+        gh = linear(hx, self.weight_hh, self.bias_hh)  # (B, 3H)
+        i_r, i_z, i_n = gi.chunk(3, dim=1)
+        h_r, h_z, h_n = gh.chunk(3, dim=1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return (1 - z) * n + z * hx

@@ -1,0 +1,141 @@
+"""seqkit.nn.dense: the oneDNN route agrees with torch's products and falls back where it should."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqkit.nn import dense as L
+
+needs_onednn = pytest.mark.skipif(not L._AVAILABLE, reason="torch built without oneDNN")
+
+
+@pytest.fixture
+def onednn():
+    previous = L.set_onednn_linear(True)
+    yield
+    L.set_onednn_linear(previous)
+
+
+def _calls(monkeypatch):
+    """Count the calls that reach oneDNN's op."""
+    seen = []
+    real = torch.ops.mkldnn._linear_pointwise
+
+    def spy(*args):
+        seen.append(tuple(args[0].shape))
+        return real(*args)
+
+    monkeypatch.setattr(L, "_mm_t", lambda a, b: spy(a, b, None, "none", [], ""))
+    return seen, spy
+
+
+@needs_onednn
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(40, 256), (3, 17, 256)])
+def test_forward_and_grads_match_torch(onednn, bias, shape):
+    torch.manual_seed(0)
+    x = torch.randn(*shape, requires_grad=True)
+    w = torch.randn(128, 256, requires_grad=True)
+    b = torch.randn(128, requires_grad=True) if bias else None
+    g = torch.randn(*shape[:-1], 128)
+    assert L._use_onednn(x, w)
+    y = L.linear(x, w, b)
+    y.backward(g)
+    got = [x.grad.clone(), w.grad.clone()] + ([b.grad.clone()] if bias else [])
+    x.grad = w.grad = None
+    if bias:
+        b.grad = None
+    ref = F.linear(x, w, b)
+    ref.backward(g)
+    want = [x.grad, w.grad] + ([b.grad] if bias else [])
+    assert y.shape == ref.shape
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-4)
+    for a, c in zip(got, want):
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-4)
+
+
+@needs_onednn
+def test_non_contiguous_input_and_tied_weight(onednn):
+    torch.manual_seed(1)
+    emb = torch.nn.Embedding(300, 128)
+    x = torch.randn(128, 30).t()  # (30, 128), not contiguous
+    assert L._use_onednn(x, emb.weight)
+    torch.testing.assert_close(
+        L.linear(x, emb.weight), F.linear(x, emb.weight), rtol=1e-5, atol=1e-4
+    )
+
+
+@needs_onednn
+def test_oneDNN_is_used_only_where_it_pays(onednn, monkeypatch):
+    x = torch.randn(64, 256)
+    assert L._use_onednn(x, torch.randn(256, 256))
+    assert not L._use_onednn(x, torch.randn(1, 256))  # a matrix-vector product
+    assert not L._use_onednn(torch.randn(8, 64), torch.randn(64, 64))  # too small
+    assert not L._use_onednn(x.double(), torch.randn(256, 256).double())
+    assert not L._use_onednn(x.bfloat16(), torch.randn(256, 256).bfloat16())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not L._use_onednn(x, torch.randn(256, 256))
+        assert L.linear(x, torch.randn(256, 256)).dtype == torch.bfloat16
+    L.set_onednn_linear(False)
+    assert not L.onednn_linear_enabled()
+    assert not L._use_onednn(x, torch.randn(256, 256))
+
+
+@needs_onednn
+def test_backward_products_go_through_oneDNN(onednn, monkeypatch):
+    seen, _ = _calls(monkeypatch)
+    x = torch.randn(50, 160, requires_grad=True)
+    w = torch.randn(160, 160, requires_grad=True)
+    L.linear(x, w).sum().backward()
+    assert seen == [(50, 160), (160, 50)]  # dx = dy W, dW = dy^T x
+
+
+@needs_onednn
+def test_second_derivative_is_refused(onednn):
+    x = torch.randn(50, 160, requires_grad=True)
+    w = torch.randn(160, 160, requires_grad=True)
+    (gx,) = torch.autograd.grad(L.linear(x, w).pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        gx.sum().backward()
+
+
+@needs_onednn
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_cells_match_torch_cells(onednn, kind):
+    torch.manual_seed(2)
+    ours = (L.LSTMCell if kind == "lstm" else L.GRUCell)(128, 96)
+    ref = (torch.nn.LSTMCell if kind == "lstm" else torch.nn.GRUCell)(128, 96)
+    ref.load_state_dict(ours.state_dict())
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    x = torch.randn(64, 128, requires_grad=True)
+    assert L._use_onednn(x, ours.weight_ih) and L._use_onednn(x[:, :96], ours.weight_hh)
+    h = torch.randn(64, 96)
+    state = (h, torch.randn(64, 96)) if kind == "lstm" else h
+    got, want = ours(x, state), ref(x, state)
+    got, want = (got, want) if kind == "lstm" else ((got,), (want,))
+    for a, c in zip(got, want):
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
+    sum(t.sum() for t in got).backward()
+    g_ours = [p.grad.clone() for p in ours.parameters()] + [x.grad.clone()]
+    x.grad = None
+    sum(t.sum() for t in want).backward()
+    g_ref = [p.grad for p in ref.parameters()] + [x.grad]
+    for a, c in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-4)
+    # no state: zeros, as torch
+    torch.testing.assert_close(
+        ours(x)[0] if kind == "lstm" else ours(x),
+        ref(x)[0] if kind == "lstm" else ref(x),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_off_is_plain_torch():
+    previous = L.set_onednn_linear(False)
+    try:
+        layer = L.Linear(96, 64)
+        x = torch.randn(40, 96)
+        assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
+    finally:
+        L.set_onednn_linear(previous)
