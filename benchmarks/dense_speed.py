@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _bench_common import cpu_name  # noqa: E402
 
 from seqkit.nn import dense  # noqa: E402
+from seqkit.nn.cells import TorchLSTMCell  # noqa: E402
 
 # (label, rows M, in K, out N): where the recipes spend their product time.
 LINEAR_SHAPES = [
@@ -103,7 +104,7 @@ def bench_linear(m: int, k: int, n: int, repeats: int) -> dict:
 
 def bench_cell(bsz: int, d: int, h: int, repeats: int) -> dict:
     torch.manual_seed(0)
-    ours = dense.LSTMCell(d, h)
+    ours = TorchLSTMCell(d, h)
     ref = torch.nn.LSTMCell(d, h)
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(bsz, d, requires_grad=True)

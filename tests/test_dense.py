@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from seqkit.nn import dense as L
+from seqkit.nn.cells import TorchGRUCell, TorchLSTMCell
 
 needs_onednn = pytest.mark.skipif(not L._AVAILABLE, reason="torch built without oneDNN")
 
@@ -38,7 +39,7 @@ def test_forward_and_grads_match_torch(onednn, bias, shape):
     w = torch.randn(128, 256, requires_grad=True)
     b = torch.randn(128, requires_grad=True) if bias else None
     g = torch.randn(*shape[:-1], 128)
-    assert L._use_onednn(x, w)
+    assert L.onednn_applies(x, w)
     y = L.linear(x, w, b)
     y.backward(g)
     got = [x.grad.clone(), w.grad.clone()] + ([b.grad.clone()] if bias else [])
@@ -59,7 +60,7 @@ def test_non_contiguous_input_and_tied_weight(onednn):
     torch.manual_seed(1)
     emb = torch.nn.Embedding(300, 128)
     x = torch.randn(128, 30).t()  # (30, 128), not contiguous
-    assert L._use_onednn(x, emb.weight)
+    assert L.onednn_applies(x, emb.weight)
     torch.testing.assert_close(
         L.linear(x, emb.weight), F.linear(x, emb.weight), rtol=1e-5, atol=1e-4
     )
@@ -68,17 +69,17 @@ def test_non_contiguous_input_and_tied_weight(onednn):
 @needs_onednn
 def test_oneDNN_is_used_only_where_it_pays(onednn, monkeypatch):
     x = torch.randn(64, 256)
-    assert L._use_onednn(x, torch.randn(256, 256))
-    assert not L._use_onednn(x, torch.randn(1, 256))  # a matrix-vector product
-    assert not L._use_onednn(torch.randn(8, 64), torch.randn(64, 64))  # too small
-    assert not L._use_onednn(x.double(), torch.randn(256, 256).double())
-    assert not L._use_onednn(x.bfloat16(), torch.randn(256, 256).bfloat16())
+    assert L.onednn_applies(x, torch.randn(256, 256))
+    assert not L.onednn_applies(x, torch.randn(1, 256))  # a matrix-vector product
+    assert not L.onednn_applies(torch.randn(8, 64), torch.randn(64, 64))  # too small
+    assert not L.onednn_applies(x.double(), torch.randn(256, 256).double())
+    assert not L.onednn_applies(x.bfloat16(), torch.randn(256, 256).bfloat16())
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not L._use_onednn(x, torch.randn(256, 256))
+        assert not L.onednn_applies(x, torch.randn(256, 256))
         assert L.linear(x, torch.randn(256, 256)).dtype == torch.bfloat16
     L.set_onednn_linear(False)
     assert not L.onednn_linear_enabled()
-    assert not L._use_onednn(x, torch.randn(256, 256))
+    assert not L.onednn_applies(x, torch.randn(256, 256))
 
 
 @needs_onednn
@@ -103,12 +104,12 @@ def test_second_derivative_is_refused(onednn):
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_cells_match_torch_cells(onednn, kind):
     torch.manual_seed(2)
-    ours = (L.LSTMCell if kind == "lstm" else L.GRUCell)(128, 96)
+    ours = (TorchLSTMCell if kind == "lstm" else TorchGRUCell)(128, 96)
     ref = (torch.nn.LSTMCell if kind == "lstm" else torch.nn.GRUCell)(128, 96)
     ref.load_state_dict(ours.state_dict())
     assert list(ours.state_dict()) == list(ref.state_dict())
     x = torch.randn(64, 128, requires_grad=True)
-    assert L._use_onednn(x, ours.weight_ih) and L._use_onednn(x[:, :96], ours.weight_hh)
+    assert L.onednn_applies(x, ours.weight_ih) and L.onednn_applies(x[:, :96], ours.weight_hh)
     h = torch.randn(64, 96)
     state = (h, torch.randn(64, 96)) if kind == "lstm" else h
     got, want = ours(x, state), ref(x, state)

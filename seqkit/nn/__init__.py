@@ -22,6 +22,8 @@ from seqkit.nn.cells import (
     LayerNormLSTMCell,
     LSTMCell,
     PeepholeLSTMCell,
+    TorchGRUCell,
+    TorchLSTMCell,
 )
 from seqkit.nn.conv import MaskedConvMaxPool
 from seqkit.nn.copy import (
@@ -91,6 +93,8 @@ __all__ = [
     "LockedDropout",
     "MaskedConvMaxPool",
     "PeepholeLSTMCell",
+    "TorchGRUCell",
+    "TorchLSTMCell",
     "PointerGeneratorDecoder",
     "PointerNetwork",
     "PyramidalEncoder",

@@ -20,6 +20,8 @@ Cells:
   (gates ``r, z, n``).
 * :class:`PeepholeLSTMCell` -- Gers & Schmidhuber 2000, "Recurrent Nets that Time and
   Count" (IJCNN): the gates also see the cell state through diagonal peephole weights.
+* :class:`TorchLSTMCell`, :class:`TorchGRUCell` -- ``torch.nn.LSTMCell`` / ``GRUCell`` whose
+  products go through :func:`seqkit.nn.dense.linear` (oneDNN on the CPU); the decoders use them.
 * :class:`LayerNormLSTMCell` -- Ba, Kiros & Hinton 2016, "Layer Normalization"
   (arXiv:1607.06450): layer normalisation of the input and recurrent terms and of the cell
   state, as in the paper's layer-normalised LSTM.
@@ -43,7 +45,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from seqkit.nn.dense import addmm_t, linear
+from seqkit.nn.dense import addmm_t, linear, onednn_applies
 
 __all__ = [
     "CELLS",
@@ -54,6 +56,8 @@ __all__ = [
     "LSTMCell",
     "LayerNormLSTMCell",
     "PeepholeLSTMCell",
+    "TorchGRUCell",
+    "TorchLSTMCell",
     "RecurrentCell",
     "irnn_init_",
 ]
@@ -102,6 +106,23 @@ def _uniform_(params, hidden_size: int) -> None:
     bound = 1.0 / math.sqrt(hidden_size)
     for p in params:
         nn.init.uniform_(p, -bound, bound)
+
+
+def _lstm_pointwise(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """LSTM update from pre-activations ``gates (B, 4H)`` (blocks i, f, g, o) and ``c (B, H)``."""
+    i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def _gru_pointwise(xp: Tensor, hh: Tensor, h: Tensor) -> Tensor:
+    """GRU update from ``xp = W_ih x + b_ih`` and ``hh = W_hh h + b_hh`` (B, 3H; blocks r, z, n)."""
+    x_r, x_z, x_n = xp.chunk(3, dim=1)
+    h_r, h_z, h_n = hh.chunk(3, dim=1)
+    r = torch.sigmoid(x_r + h_r)
+    z = torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return n + z * (h - n)  # == (1 - z) * n + z * h
 
 
 class ElmanCell(RecurrentCell):
@@ -229,10 +250,7 @@ class LSTMCell(RecurrentCell):
 
     def step(self, xp: Tensor, state: CellState) -> tuple[Tensor, CellState]:
         h, c = state
-        gates = addmm_t(xp, h, self.weight_hh)  # (B, 4H)
-        i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
+        h, c = _lstm_pointwise(addmm_t(xp, h, self.weight_hh), c)  # gates (B, 4H)
         return h, (h, c)
 
 
@@ -341,13 +359,7 @@ class GRUCell(RecurrentCell):
 
     def step(self, xp: Tensor, state: CellState) -> tuple[Tensor, CellState]:
         (h,) = state
-        hh = linear(h, self.weight_hh, self.bias_hh)  # (B, 3H)
-        x_r, x_z, x_n = xp.chunk(3, dim=1)
-        h_r, h_z, h_n = hh.chunk(3, dim=1)
-        r = torch.sigmoid(x_r + h_r)
-        z = torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + r * h_n)
-        h = n + z * (h - n)  # == (1 - z) * n + z * h
+        h = _gru_pointwise(xp, linear(h, self.weight_hh, self.bias_hh), h)  # hh (B, 3H)
         return h, (h,)
 
 
@@ -427,3 +439,39 @@ CELLS: dict[str, type[RecurrentCell]] = {
     "jordan": JordanRNNCell,
     "irnn": IRNNCell,
 }
+
+
+class TorchLSTMCell(nn.LSTMCell):
+    """``torch.nn.LSTMCell`` (same parameters and ``state_dict``) with its two products through
+    :func:`seqkit.nn.dense.linear` (oneDNN on float32 CPU tensors); torch's own kernel elsewhere.
+
+    Shapes: ``x (B, D)``, state ``(h (B, H), c (B, H))`` or None -> ``(h_t, c_t)``.
+    """
+
+    def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        if not onednn_applies(x, self.weight_ih) or x.dim() != 2:
+            return super().forward(x, hx)
+        if hx is None:
+            zeros = x.new_zeros(x.size(0), self.hidden_size)
+            hx = (zeros, zeros)
+        h, c = hx
+        gates = linear(x, self.weight_ih, self.bias_ih) + linear(
+            h, self.weight_hh, self.bias_hh
+        )  # (B, 4H)
+        return _lstm_pointwise(gates, c)
+
+
+class TorchGRUCell(nn.GRUCell):
+    """``torch.nn.GRUCell`` (same parameters and ``state_dict``) with its two products through
+    :func:`seqkit.nn.dense.linear`; torch's own kernel elsewhere.
+
+    Shapes: ``x (B, D)``, ``h (B, H)`` or None -> ``h_t (B, H)``.
+    """
+
+    def forward(self, x: Tensor, hx: Tensor | None = None) -> Tensor:
+        if not onednn_applies(x, self.weight_ih) or x.dim() != 2:
+            return super().forward(x, hx)
+        if hx is None:
+            hx = x.new_zeros(x.size(0), self.hidden_size)
+        gi = linear(x, self.weight_ih, self.bias_ih)  # (B, 3H)
+        return _gru_pointwise(gi, linear(hx, self.weight_hh, self.bias_hh), hx)

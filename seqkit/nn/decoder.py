@@ -34,12 +34,13 @@ import torch
 from torch import Tensor, nn
 
 from seqkit.nn.attention import build_attention
-from seqkit.nn.dense import GRUCell, Linear, LSTMCell
+from seqkit.nn.cells import TorchGRUCell, TorchLSTMCell
+from seqkit.nn.dense import Linear
 from seqkit.search.state import State
 
 __all__ = ["AttentionalDecoder", "scheduled_sampling_prob"]
 
-_CELLS = {"lstm": LSTMCell, "gru": GRUCell}
+_CELLS = {"lstm": TorchLSTMCell, "gru": TorchGRUCell}
 
 
 def scheduled_sampling_prob(

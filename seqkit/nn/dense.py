@@ -16,10 +16,10 @@ The results agree with ``F.linear`` to float32 rounding (a different summation o
 bit for bit.  The oneDNN path is differentiable once: a second derivative through it (e.g.
 ``create_graph=True``) raises an error; :func:`set_onednn_linear` (False) avoids it.
 
-:class:`Linear`, :class:`LSTMCell` and :class:`GRUCell` are ``torch.nn.Linear``,
-``torch.nn.LSTMCell`` and ``torch.nn.GRUCell`` with their products computed by
-:func:`linear`: same parameters, same ``state_dict`` keys, same initialisation, same results
-to float32 rounding.  :func:`addmm_t` is ``torch.addmm(xp, h, weight.t())`` the same way.
+:class:`Linear` is ``torch.nn.Linear`` with its product computed by :func:`linear`: same
+parameters, same ``state_dict`` keys, same initialisation, same results to float32 rounding
+(``seqkit.nn.cells.TorchLSTMCell`` / ``TorchGRUCell`` do the same for torch's cells).
+:func:`addmm_t` is ``torch.addmm(xp, h, weight.t())`` the same way.
 
 Shapes: ``x (..., K)``, ``weight (N, K)``, ``bias (N,)`` or None -> ``(..., N)``.
 """
@@ -34,11 +34,10 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 __all__ = [
-    "GRUCell",
-    "LSTMCell",
     "Linear",
     "addmm_t",
     "linear",
+    "onednn_applies",
     "onednn_linear_enabled",
     "set_onednn_linear",
 ]
@@ -108,7 +107,9 @@ _MIN_OUT_FEATURES = 32
 _MIN_MACS = 1 << 20
 
 
-def _use_onednn(x: Tensor, weight: Tensor) -> bool:
+def onednn_applies(x: Tensor, weight: Tensor) -> bool:
+    """Whether :func:`linear` (x, weight) takes the oneDNN route (enabled, float32 CPU tensors,
+    no CPU autocast, and a product large enough to gain)."""
     if not (
         _ENABLED
         and x.device.type == "cpu"
@@ -123,7 +124,7 @@ def _use_onednn(x: Tensor, weight: Tensor) -> bool:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x (..., K) @ weight (N, K)^T + bias (N,) -> (..., N)``; see the module docstring."""
-    if not _use_onednn(x, weight):
+    if not onednn_applies(x, weight):
         return F.linear(x, weight, bias)
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])  # (M, K)
@@ -147,48 +148,6 @@ class Linear(nn.Linear):
 
 def addmm_t(xp: Tensor, h: Tensor, weight: Tensor) -> Tensor:
     """``xp (B, N) + h (B, K) @ weight (N, K)^T -> (B, N)``, as ``torch.addmm(xp, h, weight.t())``."""
-    if _use_onednn(h, weight):
+    if onednn_applies(h, weight):
         return xp + linear(h, weight)
     return torch.addmm(xp, h, weight.t())
-
-
-class LSTMCell(nn.LSTMCell):
-    """``torch.nn.LSTMCell`` with its two products through :func:`linear`.
-
-    Shapes: ``x (B, D)``, state ``(h (B, H), c (B, H))`` or None -> ``(h_t, c_t)``.
-    """
-
-    def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        if not _use_onednn(x, self.weight_ih) or x.dim() != 2:
-            return super().forward(x, hx)
-        if hx is None:
-            zeros = x.new_zeros(x.size(0), self.hidden_size)
-            hx = (zeros, zeros)
-        h, c = hx
-        gates = linear(x, self.weight_ih, self.bias_ih) + linear(
-            h, self.weight_hh, self.bias_hh
-        )  # (B, 4H)
-        i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
-
-
-class GRUCell(nn.GRUCell):
-    """``torch.nn.GRUCell`` with its two products through :func:`linear`.
-
-    Shapes: ``x (B, D)``, ``h (B, H)`` or None -> ``h_t (B, H)``.
-    """
-
-    def forward(self, x: Tensor, hx: Tensor | None = None) -> Tensor:
-        if not _use_onednn(x, self.weight_ih) or x.dim() != 2:
-            return super().forward(x, hx)
-        if hx is None:
-            hx = x.new_zeros(x.size(0), self.hidden_size)
-        gi = linear(x, self.weight_ih, self.bias_ih)  # (B, 3H)
-        gh = linear(hx, self.weight_hh, self.bias_hh)  # (B, 3H)
-        i_r, i_z, i_n = gi.chunk(3, dim=1)
-        h_r, h_z, h_n = gh.chunk(3, dim=1)
-        r = torch.sigmoid(i_r + h_r)
-        z = torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
-        return (1 - z) * n + z * hx

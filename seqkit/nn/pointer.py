@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from seqkit.data.batching import lengths_to_mask
 from seqkit.nn.attention import AdditiveAttention
-from seqkit.nn.dense import LSTMCell
+from seqkit.nn.cells import TorchLSTMCell
 from seqkit.nn.rnn import RNNEncoder
 from seqkit.search.state import State
 
@@ -86,7 +86,7 @@ class PointerNetwork(nn.Module):
         )
         dec = self.encoder.output_size
         self.directions = 2 if bidirectional else 1
-        self.decoder = LSTMCell(input_size, dec)
+        self.decoder = TorchLSTMCell(input_size, dec)
         self.attention = AdditiveAttention(dec, dec, attn_size or dec)
         self.start = nn.Parameter(torch.empty(input_size))
         nn.init.uniform_(self.start, -0.1, 0.1)
