@@ -1,7 +1,7 @@
 """Affine maps ``y = x W^T + b`` that run float32 CPU products through oneDNN.
 
-On CPUs where torch's default CPU matrix product (MKL's sgemm) falls back to a slow code
-path -- the AMD EPYC dev machine of this project reaches 108 GFLOP/s per thread with
+On CPUs where torch's default CPU matrix product (MKL's sgemm) runs well below oneDNN's
+rate -- the AMD EPYC dev machine of this project reaches 108 GFLOP/s per thread with
 ``F.linear`` against 235-245 through oneDNN -- :func:`linear` sends the forward product and
 both backward products (``dx = dy W``, ``dW = dy^T x``) to oneDNN's inner-product primitive
 (``torch.ops.mkldnn._linear_pointwise`` on plain dense tensors, no layout conversion).
