@@ -125,13 +125,13 @@ class Worker:
 
 
 
-def _median_gflops(fn, flops: float, repeats: int, sync=lambda: None) -> float:
-    """GFLOP/s of ``fn`` (``flops`` per call) from the median of ``repeats`` timed calls, after
-    two warm-up calls; ``sync`` waits for queued device work before each clock reading."""
+def median_seconds(fn, repeats: int, warmup: int = 2, sync=lambda: None) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls; ``sync``
+    waits for queued device work before each clock reading."""
     import statistics
     import time
 
-    for _ in range(2):
+    for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
@@ -140,7 +140,12 @@ def _median_gflops(fn, flops: float, repeats: int, sync=lambda: None) -> float:
         fn()
         sync()
         times.append(time.perf_counter() - t)
-    return flops / statistics.median(times) / 1e9
+    return statistics.median(times)
+
+
+def _median_gflops(fn, flops: float, repeats: int, sync=lambda: None) -> float:
+    """GFLOP/s of ``fn`` (``flops`` per call) from :func:`median_seconds` (two warm-up calls)."""
+    return flops / median_seconds(fn, repeats, sync=sync) / 1e9
 
 
 def sgemm_gflops(n: int = 2048, repeats: int = 10, device: str = "cpu") -> float:

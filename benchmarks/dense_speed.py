@@ -15,7 +15,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _bench_common import cpu_name  # noqa: E402
+from _bench_common import cpu_name, median_seconds  # noqa: E402
 
 from seqkit.nn import dense  # noqa: E402
 from seqkit.nn.cells import TorchLSTMCell  # noqa: E402
@@ -49,14 +48,7 @@ CELL_SHAPES = [
 
 
 def _median_ms(fn, repeats: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+    return median_seconds(fn, repeats, warmup=3) * 1e3
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:

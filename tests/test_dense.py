@@ -26,7 +26,7 @@ def _calls(monkeypatch):
         seen.append(tuple(args[0].shape))
         return real(*args)
 
-    monkeypatch.setattr(L, "_mm_t", lambda a, b: spy(a, b, None, "none", [], ""))
+    monkeypatch.setattr(L, "_mm_t", lambda a, b, bias=None: spy(a, b, bias, "none", [], ""))
     return seen, spy
 
 
@@ -87,7 +87,10 @@ def test_backward_products_go_through_oneDNN(onednn, monkeypatch):
     seen, _ = _calls(monkeypatch)
     x = torch.randn(50, 160, requires_grad=True)
     w = torch.randn(160, 160, requires_grad=True)
-    L.linear(x, w).sum().backward()
+    y = L.linear(x, w)
+    assert seen == [(50, 160)]  # the forward product
+    seen.clear()
+    y.sum().backward()
     assert seen == [(50, 160), (160, 50)]  # dx = dy W, dW = dy^T x
 
 

@@ -35,10 +35,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqkit.nn.dense import Linear
-
 from ..nn.adversarial import adversarial_perturbation
 from ..nn.conv import MaskedConvMaxPool
+from ..nn.dense import Linear
 from ..nn.dropout import embedding_dropout
 from ..nn.embedding import CharCNN
 from ..nn.pooling import SequencePooling

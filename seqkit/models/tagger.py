@@ -19,10 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from seqkit.nn.dense import Linear
-
 from ..nn.attention import build_attention
 from ..nn.crf import CRF
+from ..nn.dense import Linear
 from ..nn.embedding import CharCNN
 from ..nn.pooling import SequencePooling
 from ..nn.rnn import RNNEncoder

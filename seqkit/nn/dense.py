@@ -77,9 +77,9 @@ def onednn_linear_enabled() -> bool:
     return _ENABLED
 
 
-def _mm_t(a: Tensor, b: Tensor) -> Tensor:
-    """``a (M, K) @ b (N, K)^T -> (M, N)`` through oneDNN."""
-    return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+def _mm_t(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``a (M, K) @ b (N, K)^T [+ bias (N,)] -> (M, N)`` through oneDNN's inner product."""
+    return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
 
 
 class _OneDNNLinear(torch.autograd.Function):
@@ -87,7 +87,7 @@ class _OneDNNLinear(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # x (M, K)
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")  # (M, N)
+        return _mm_t(x, weight, bias)  # (M, N)
 
     @staticmethod
     @once_differentiable
@@ -127,15 +127,13 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if not onednn_applies(x, weight):
         return F.linear(x, weight, bias)
     lead = x.shape[:-1]
-    x2 = x.reshape(-1, x.shape[-1])  # (M, K)
-    if not x2.is_contiguous():
-        x2 = x2.contiguous()
+    x2 = x.reshape(-1, x.shape[-1]).contiguous()  # (M, K)
     if torch.is_grad_enabled() and (
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
     ):
         y = _OneDNNLinear.apply(x2, weight, bias)
     else:
-        y = torch.ops.mkldnn._linear_pointwise(x2, weight, bias, "none", [], "")
+        y = _mm_t(x2, weight, bias)
     return y.reshape(*lead, weight.shape[0])  # (..., N)
 
 
