@@ -1,8 +1,9 @@
 """Affine maps ``y = x W^T + b`` that run float32 CPU products through oneDNN.
 
 On CPUs where torch's default CPU matrix product (MKL's sgemm) runs well below oneDNN's
-rate -- the AMD EPYC dev machine of this project reaches 108 GFLOP/s per thread with
-``F.linear`` against 235-245 through oneDNN -- :func:`linear` sends the forward product and
+rate -- on the AMD EPYC dev machine of this project a 2048^3 float32 product runs at 120
+GFLOP/s per thread through MKL and 262 through oneDNN (``benchmarks/machine_limit.py``) --
+:func:`linear` sends the forward product and
 both backward products (``dx = dy W``, ``dW = dy^T x``) to oneDNN's inner-product primitive
 (``torch.ops.mkldnn._linear_pointwise`` on plain dense tensors, no layout conversion).
 Everywhere else it is ``torch.nn.functional.linear``:
@@ -100,9 +101,9 @@ class _OneDNNLinear(torch.autograd.Function):
         return gx, gw, gb
 
 
-# Below these sizes oneDNN's per-call overhead outweighs its faster kernel (measured on the
-# dev machine: an (8, 64) x (64, 64) product takes 3 us through F.linear and 15 us through
-# oneDNN, and matrix-vector products with N = 1 are 1.6-10x slower through oneDNN).
+# Below these sizes oneDNN's per-call overhead outweighs its faster kernel (a one-off check on
+# the dev machine, not a shipped benchmark: an (8, 64) x (64, 64) product took 3 us through
+# F.linear and 15 us through oneDNN, and matrix-vector products with N = 1 were 1.6-10x slower).
 _MIN_OUT_FEATURES = 32
 _MIN_MACS = 1 << 20
 
