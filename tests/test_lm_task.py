@@ -392,3 +392,16 @@ def test_tune_cache_script_agrees_with_the_full_mixture(tmp_path):
         with torch.no_grad():
             ref = task.score(model, cfg.data.dev, cache=True)
         assert ref["tokens"] == n and math.isclose(nll / n, ref["loss_cache"], rel_tol=1e-5)
+
+
+def test_moving_average_of_weights_with_the_carried_state(tmp_path):
+    """``train.ema_decay`` on the language model: the carried state's buffers change shape
+    (empty, then (B, H)), which the average must follow rather than fail on (it did)."""
+    cfg = tiny_lm_config(tmp_path, ema_decay=0.9, ema_start=3)
+    t = _trainer(cfg, tmp_path / "ema")
+    t.fit()
+    assert int(t.ema.n_averaged) == t.state["step"] - 3 > 0
+    assert t.ema.module.carry_h0.shape == t.model.carry_h0.shape == (4, 16)
+    # the averaged weights differ from the last ones, and they are what dev evaluation saw
+    assert not torch.equal(t.ema.module.lm.decoder.bias, t.model.lm.decoder.bias)
+    assert t.eval_model is t.ema.module

@@ -246,6 +246,16 @@ class Trainer:
                          rng=rng_state())
         return state
 
+    def _update_ema(self) -> None:
+        """One step of the moving average.  A buffer whose shape changed since the average
+        was made (the language model's carried state, empty at first and (B, H) once used)
+        is first copied over: the average cannot blend tensors of different shapes."""
+        for (name, avg), cur in zip(self.ema.module.named_buffers(), self.model.buffers()):
+            if avg.shape != cur.shape:
+                owner, _, attr = name.rpartition(".")
+                setattr(self.ema.module.get_submodule(owner), attr, cur.detach().clone())
+        self.ema.update_parameters(self.model)
+
     @property
     def eval_model(self) -> nn.Module:
         """The weights dev evaluation sees: the moving average once it has started."""
@@ -456,7 +466,7 @@ class Trainer:
                         nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
                     self.optimizer.step()
                     if self.ema is not None and self.state["step"] + 1 > cfg.ema_start:
-                        self.ema.update_parameters(self.model)
+                        self._update_ema()
                     self.state["bad_steps"] = 0
                 else:
                     self.state["bad_steps"] += 1
