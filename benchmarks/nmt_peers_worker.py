@@ -187,7 +187,8 @@ class Seqkit:
                     b = move_to(task.collate([{"src": items[i]["src"]} for i in idx]), device)
                     stepper, state = self.model.start(b)
                     out = beam_search(stepper, state, beam=beam, bos=v.bos_id, eos=v.eos_id, max_len=fixed_len,
-                                      min_len=fixed_len, length_penalty=S["length_penalty"])
+                                      min_len=fixed_len, length_penalty=S["length_penalty"],
+                                      cuda_graph=task.cfg.decode.cuda_graph)
                     for j, i in enumerate(idx):
                         toks[i] = out[j][0].tokens
                         hyps[i] = task._detok(toks[i], None)

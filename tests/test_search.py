@@ -588,3 +588,27 @@ def test_argument_checks():
         CTCPrefixScorer(torch.zeros(1, 3, 4), torch.tensor([4]), blank=0, eos=1)
     with pytest.raises(ValueError):
         CTCPrefixScorer(torch.zeros(1, 3, 4), torch.tensor([3]), blank=1, eos=1)
+
+
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))],
+)
+def test_cuda_graph_search_equals_eager(device):
+    """``cuda_graph=True`` (steps replayed as one CUDA graph on a GPU; ignored on the CPU)
+    returns the eager search's hypotheses, with sentences of different lengths finishing
+    at different steps, EOS banned below ``min_len``, and unfinished fallbacks."""
+    b = 5
+    dec, memory, mask, _, _ = attn_batch(b, seed=3)
+    dec = dec.to(device)
+    state = dec.init_state(memory.to(device), mask.to(device))
+    for max_len, min_len in ((torch.tensor([6, 3, 8, 5, 7]), torch.tensor([1, 0, 2, 1, 3])), (4, 4)):
+        kw: dict = dict(beam=4, bos=EOS, eos=EOS, length_penalty=0.6, nbest=3, min_len=min_len, max_len=max_len)
+        eager = beam_search(dec, state, **kw)
+        graphed = beam_search(dec, state, cuda_graph=True, **kw)
+        for e, g in zip(eager, graphed):
+            check_hyp_list(g, 3, 0.6)
+            assert [h.tokens for h in g] == [h.tokens for h in e]
+            assert [(h.finished, h.length) for h in g] == [(h.finished, h.length) for h in e]
+            assert [h.score for h in g] == pytest.approx([h.score for h in e], rel=1e-9)
+            assert [h.components["decoder"] for h in g] == pytest.approx([h.log_prob for h in e], rel=1e-9)

@@ -223,10 +223,20 @@ class _Models:
         for entry in self.entries:
             entry.select(index)
 
-    def step(self, tokens: Tensor, no_eos: Tensor | None) -> tuple[Tensor, list[Tensor]]:
+    def _eos_column(self, scores: Tensor) -> Tensor:
+        """(V,) bool, True at EOS only, on the scores' device (made once)."""
+        col = getattr(self, "_eos_col", None)
+        if col is None or col.device != scores.device or col.numel() != scores.size(1):
+            col = torch.zeros(scores.size(1), dtype=torch.bool, device=scores.device)
+            col[self.eos] = True
+            self._eos_col = col
+        return col
+
+    def step(self, tokens: Tensor, no_eos: Tensor | bool | None) -> tuple[Tensor, list[Tensor]]:
         """Fused scores (N, V) and the per-model scores [(N, V), ...] in ``names`` order.
 
-        ``no_eos``: optional (N,) bool, rows where EOS is forbidden (``-inf``).
+        ``no_eos``: rows where EOS is forbidden (``-inf``): an (N,) bool tensor, ``True`` for
+        every row, or ``None`` for none.
         """
         lp = self.decoder.step(tokens)
         w = self.decoder.weight
@@ -241,8 +251,10 @@ class _Models:
             if entry.weight != 0.0:
                 total = total + entry.weight * s
         if no_eos is not None:
-            total = total.clone()
-            total[:, self.eos] = total[:, self.eos].masked_fill(no_eos, _NEG_INF)
+            ban = self._eos_column(total)  # (V,) True at EOS
+            if no_eos is not True:
+                ban = no_eos.unsqueeze(1) & ban  # (N, V)
+            total = total.masked_fill(ban, _NEG_INF)  # out of place: lp stays as returned
         parts = [lp]
         if self.ctc is not None:
             if self.ctc_topk is not None and self.ctc_topk < lp.size(1):
@@ -320,6 +332,98 @@ def greedy_search(
     return GreedyResult(toks[:, : int(lengths.max()) if b else 0], lengths, scores, finished)
 
 
+class _Book:
+    """Host side of beam search: each sentence's pool of finished hypotheses, its results
+    and the stopping rule (see :func:`beam_search`); all CPU, no tensors on the device."""
+
+    def __init__(self, b: int, k: int, nbest: int, alpha: float, max_len_c: Tensor, stop: str,
+                 names: list[str]) -> None:
+        self.k, self.nbest, self.alpha, self.stop, self.names = k, nbest, alpha, stop, names
+        self.max_len_c = max_len_c
+        self.max_len_l = max_len_c.tolist()
+        self.lp_max = gnmt_length_penalty(max_len_c, alpha)  # (B,) lp(max_len) per sentence
+        self.pools: list[list[Hypothesis]] = [[] for _ in range(b)]
+        self.kth = torch.full((b,), _NEG_INF, dtype=torch.float64)  # score of pool[nbest - 1]
+        self.results: list[list[Hypothesis] | None] = [None] * b
+
+    def _components(self, log_prob: float, comps: list[float] | None) -> dict[str, float]:
+        # without fusion terms the decoder's running sum is the hypothesis score itself
+        return {"decoder": log_prob} if comps is None else dict(zip(self.names, comps))
+
+    def add_finished(self, sents: list[int], tokens: list[list[int]], vals: list[float],
+                     comps: list[list[float]] | None, t: int) -> None:
+        """Finished hypotheses ending at step ``t``, in order of discovery."""
+        lp_t = float(gnmt_length_penalty(t, self.alpha))
+        for i, s in enumerate(sents):
+            hyp = Hypothesis(tokens=tokens[i], score=vals[i] / lp_t, log_prob=vals[i], length=t,
+                             finished=True,
+                             components=self._components(vals[i], None if comps is None else comps[i]))
+            # stable sort: equal scores keep their order of discovery
+            pool = sorted(self.pools[s] + [hyp], key=lambda h: -h.score)[: self.nbest]
+            self.pools[s] = pool
+            if len(pool) >= self.nbest:
+                self.kth[s] = pool[self.nbest - 1].score
+
+    def done(self, active: Tensor, best_live: Tensor, t: int) -> Tensor:
+        """(A,) bool CPU: which sentences ``active`` stop after step ``t``."""
+        if self.alpha >= 0:
+            lp_star = self.lp_max[active]
+        else:
+            lp_star = gnmt_length_penalty(t + 1, self.alpha)
+        kth = self.kth[active]
+        if self.stop == "exact":
+            enough = kth >= best_live / lp_star
+        elif self.stop == "nbest":
+            enough = ~torch.isneginf(kth)
+        else:
+            enough = torch.zeros_like(kth, dtype=torch.bool)
+        return (self.max_len_c[active] <= t) | torch.isneginf(best_live) | enough
+
+    def needs_fallback(self, s: int, t: int) -> bool:
+        return len(self.pools[s]) < self.nbest and t >= self.max_len_l[s]
+
+    def close(self, s: int, t: int, live: list[float] | None = None,
+              hist: list[list[int]] | None = None, comps: list[list[float]] | None = None) -> None:
+        """Result of sentence ``s``: its pool, then (``live`` (K,) scores and ``hist`` (K, t)
+        tokens of its live beam given) the best live hypotheses as unfinished fallbacks."""
+        pool = self.pools[s]
+        fallback: list[Hypothesis] = []
+        if live is not None:
+            lp_t = float(gnmt_length_penalty(t, self.alpha))
+            for j in sorted(range(self.k), key=lambda j: -live[j])[: self.nbest - len(pool)]:
+                if live[j] == _NEG_INF:
+                    break
+                fallback.append(
+                    Hypothesis(tokens=hist[j], score=live[j] / lp_t, log_prob=live[j], length=t,
+                               finished=False,
+                               components=self._components(live[j], None if comps is None else comps[j]))
+                )
+        self.results[s] = pool + fallback
+
+    def output(self) -> list[list[Hypothesis]]:
+        return [r if r is not None else [] for r in self.results]
+
+
+def _candidates(live: Tensor, total: Tensor, k: int, eos: int, rank: Tensor, rank_eos: Tensor
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """One beam step on the device, no host synchronisation.
+
+    ``live`` (A, K) running scores, ``total`` (A*K, V) fused step scores, ``rank`` (2K,)
+    ``0 .. 2K-1`` and ``rank_eos = rank + 2K``.  Returns ``top_v``, ``top_i``, ``parent``,
+    ``fin`` (A, K): EOS candidates among the K best with a finite score, ``sel`` (A, K): the
+    K best non-EOS candidates by rank, and ``new_live`` (A, K) (``-inf`` where dead).
+    """
+    a_n, v = live.size(0), total.size(1)
+    cand = (live.unsqueeze(2) + total.view(a_n, k, v)).view(a_n, k * v)  # (A, K*V)
+    top_v, top_i = cand.topk(rank.numel(), dim=1)  # (A, 2K), best first
+    parent = torch.div(top_i, v, rounding_mode="floor")  # (A, 2K)
+    is_eos = (top_i % v) == eos
+    fin = is_eos[:, :k] & (top_v[:, :k] != _NEG_INF)  # (A, K); scores are <= 0
+    sel = torch.where(is_eos, rank_eos, rank).topk(k, dim=1, largest=False).indices  # (A, K)
+    new_live = top_v.gather(1, sel).masked_fill(is_eos.gather(1, sel), _NEG_INF)  # (A, K)
+    return top_v, top_i, parent, fin, sel, new_live
+
+
 @torch.no_grad()
 def beam_search(
     decoder: Stepper,
@@ -336,6 +440,7 @@ def beam_search(
     ctc: tuple[float, Stepper, State] | None = None,
     ctc_topk: int | None = None,
     stop: str = "exact",
+    cuda_graph: bool = False,
 ) -> list[list[Hypothesis]]:
     """Batched beam search: all ``B`` sentences x ``beam`` hypotheses in one step per model.
 
@@ -359,6 +464,10 @@ def beam_search(
             the other terms (ESPnet's partial scoring); the others get ``-inf``.  ``None``
             scores the whole vocabulary (exact).
         stop: ``"exact"`` (default), ``"nbest"`` or ``"max_len"``: the stopping rule below.
+        cuda_graph: on a CUDA device, with the decoder alone (no ``scorers``, no ``ctc``),
+            replay each step as one captured CUDA graph (see :func:`_graphed_steps`); the
+            decoder's ``step`` must then be capturable (no host synchronisation, fixed
+            shapes).  Ignored elsewhere.
 
     Algorithm, per step and sentence (as in fairseq's ``SequenceGenerator``): the fused
     scores of the K live hypotheses extended by every token give ``K * V`` candidates, of
@@ -395,142 +504,203 @@ def beam_search(
         raise ValueError(f"stop must be 'exact', 'nbest' or 'max_len', got {stop!r}")
     b, device = _batch_info(state)
     k = beam
-    alpha = float(length_penalty)
     max_len_c = _per_sentence(max_len, b, "max_len")  # CPU
     min_len_c = _per_sentence(min_len, b, "min_len")
-    min_len_d = min_len_c.to(device)
-    models = _Models(decoder, state, scorers, ctc, ctc_topk, eos)
-    n_comp = len(models.names)
-    models.expand(k)
-
-    results: list[list[Hypothesis] | None] = [None] * b
-    pools: list[list[Hypothesis]] = [[] for _ in range(b)]
-    active = torch.arange(b)  # CPU: the sentence of each active row group
-    live = torch.full((b, k), _NEG_INF, dtype=torch.float64, device=device)
-    live[:, 0] = 0.0
-    hist = torch.zeros((b, k, 0), dtype=torch.long, device=device)  # (A, K, t)
-    comps = torch.zeros((b, k, n_comp), dtype=torch.float64, device=device)  # (A, K, C)
-    tokens = torch.full((b * k,), bos, dtype=torch.long, device=device)
-
-    def finish(a_rows: list[int], t: int) -> None:
-        """Close sentences ``active[a]``; unfinished fallbacks from their live beams."""
-        for a in a_rows:
-            s = int(active[a])
-            pool = pools[s]
-            missing = nbest - len(pool)
-            fallback: list[Hypothesis] = []
-            if missing > 0 and t >= int(max_len_c[s]):
-                lp_t = float(gnmt_length_penalty(t, alpha))
-                vals = live[a].tolist()
-                for j in sorted(range(k), key=lambda j: -vals[j])[:missing]:
-                    if vals[j] == _NEG_INF:
-                        break
-                    fallback.append(
-                        Hypothesis(
-                            tokens=hist[a, j].tolist(),
-                            score=vals[j] / lp_t,
-                            log_prob=vals[j],
-                            length=t,
-                            finished=False,
-                            components=dict(zip(models.names, comps[a, j].tolist())),
-                        )
-                    )
-            results[s] = pool + fallback
-
     limit = int(max_len_c.max()) if b else 0
     if b and int(max_len_c.min()) < 1:
         raise ValueError("max_len must be >= 1")
+    models = _Models(decoder, state, scorers, ctc, ctc_topk, eos)
+    book = _Book(b, k, nbest, float(length_penalty), max_len_c, stop, models.names)
+    models.expand(k)
+    if cuda_graph and device.type == "cuda" and b and not scorers and ctc is None:
+        _graphed_steps(models, book, b, k, limit, min_len_c, bos, eos, device)
+        return book.output()
+    n_comp = len(models.names)
+    # with fusion terms, per-model running sums (A, K, C) for the components of the output
+    track = n_comp > 1
+    active = torch.arange(b)  # CPU: the sentence of each active row group
+    active_l = active.tolist()
+    live = torch.full((b, k), _NEG_INF, dtype=torch.float64, device=device)
+    live[:, 0] = 0.0
+    hist = torch.zeros((b, k, 0), dtype=torch.long, device=device)  # (A, K, t)
+    comps = torch.zeros((b, k, n_comp if track else 0), dtype=torch.float64, device=device)
+    tokens = torch.full((b * k,), bos, dtype=torch.long, device=device)
+    base = torch.arange(b, device=device).unsqueeze(1) * k  # (A, 1): first row of each group
+
     for t in range(1, limit + 1):
-        a_n = active.numel()
-        rows_no_eos = (t - 1) < min_len_d[active.to(device)]  # (A,)
-        no_eos = rows_no_eos.repeat_interleave(k) if bool(rows_no_eos.any()) else None
+        a_n = len(active_l)
+        ban = (t - 1) < min_len_c[active]  # (A,) CPU: rows where EOS is still forbidden
+        no_eos: Tensor | bool | None = None
+        if bool(ban.all()):
+            no_eos = True
+        elif bool(ban.any()):
+            no_eos = ban.repeat_interleave(k).to(device)
         total, parts = models.step(tokens, no_eos)  # (A*K, V)
         v = total.size(1)
         if t == 1:  # running sums in the models' dtype, at least float32
             sdtype = torch.promote_types(total.dtype, torch.float32)
             live, comps = live.to(sdtype), comps.to(sdtype)
-        cand = (live.unsqueeze(2) + total.view(a_n, k, v)).view(a_n, k * v)  # (A, K*V)
-        n_top = min(2 * k, k * v)
-        top_v, top_i = cand.topk(n_top, dim=1)  # (A, 2K), best first
-        parent = torch.div(top_i, v, rounding_mode="floor")  # (A, 2K)
-        token = top_i % v
-        is_eos = token == eos
-        # per-model running sums for every kept candidate: (A, 2K, C)
-        part_vals = torch.stack([p.view(a_n, k * v).gather(1, top_i) for p in parts], dim=2)
-        cand_comps = comps.gather(1, parent.unsqueeze(2).expand(-1, -1, n_comp)) + part_vals
-
-        fin = is_eos & torch.isfinite(top_v)
-        fin[:, k:] = False
-        if bool(fin.any()):
-            lp_t = float(gnmt_length_penalty(t, alpha))
-            for a, j in fin.nonzero().tolist():
-                s = int(active[a])
-                p = int(parent[a, j])
-                lp_val = float(top_v[a, j])
-                pools[s].append(
-                    Hypothesis(
-                        tokens=hist[a, p].tolist(),
-                        score=lp_val / lp_t,
-                        log_prob=lp_val,
-                        length=t,
-                        finished=True,
-                        components=dict(zip(models.names, cand_comps[a, j].tolist())),
-                    )
-                )
-                # stable sort: equal scores keep their order of discovery
-                pools[s] = sorted(pools[s], key=lambda h: -h.score)[:nbest]
-
-        # next live hypotheses: the K best non-EOS candidates (dead if -inf)
-        rank = torch.arange(n_top, device=device).expand(a_n, n_top)
-        order = rank + n_top * is_eos.long()
-        sel = order.topk(k, dim=1, largest=False).indices  # (A, K), by rank
-        sel_eos = is_eos.gather(1, sel)
-        live = top_v.gather(1, sel).masked_fill(sel_eos, _NEG_INF)  # (A, K)
+            rank = torch.arange(min(2 * k, k * v), device=device)  # (2K,)
+            rank_eos = rank + rank.numel()  # EOS candidates rank after every other
+        top_v, top_i, parent, fin, sel, live = _candidates(live, total, k, eos, rank, rank_eos)
+        if track:  # per-model running sums for every kept candidate: (A, 2K, C)
+            part_vals = torch.stack([p.view(a_n, k * v).gather(1, top_i) for p in parts], dim=2)
+            cand_comps = comps.gather(1, parent.unsqueeze(2).expand(-1, -1, n_comp)) + part_vals
+            comps = cand_comps.gather(1, sel.unsqueeze(2).expand(-1, -1, n_comp))
         new_parent = parent.gather(1, sel)
-        new_token = token.gather(1, sel)
+        new_token = (top_i % v).gather(1, sel)
+        prev_hist = hist
         hist = torch.cat(
             [hist.gather(1, new_parent.unsqueeze(2).expand(-1, -1, t - 1)), new_token.unsqueeze(2)],
             dim=2,
         )  # (A, K, t)
-        comps = cand_comps.gather(1, sel.unsqueeze(2).expand(-1, -1, n_comp))
-        base = (torch.arange(a_n, device=device) * k).unsqueeze(1)
         models.reorder((base + new_parent).view(-1))
         tokens = new_token.view(-1)
 
-        # stopping rule
-        best_live = live.max(dim=1).values.cpu()  # (A,)
-        act_max = max_len_c[active]
-        if alpha >= 0:
-            lp_star = gnmt_length_penalty(act_max, alpha)
-        else:
-            lp_star = gnmt_length_penalty(torch.full_like(act_max, t + 1), alpha)
-        bound = best_live / lp_star
-        kth = torch.tensor(
-            [
-                pools[int(s)][nbest - 1].score if len(pools[int(s)]) >= nbest else _NEG_INF
-                for s in active
-            ],
-            dtype=torch.float64,
-        )
-        if stop == "exact":
-            enough = kth >= bound
-        elif stop == "nbest":
-            enough = ~torch.isneginf(kth)
-        else:
-            enough = torch.zeros_like(kth, dtype=torch.bool)
-        done = (act_max <= t) | torch.isneginf(best_live) | enough
+        # one transfer per step: each sentence's best live score and its finished flags
+        flags = torch.cat([live.max(dim=1, keepdim=True).values, fin.to(live.dtype)], dim=1)
+        flags = flags.to("cpu", torch.float64)  # (A, 1 + K)
+        fin_c = flags[:, 1:] != 0
+        if bool(fin_c.any()):
+            fa, fj = fin_c.nonzero(as_tuple=True)  # row-major: sentence order, then rank
+            fa_d, fj_d = fa.to(device), fj.to(device)
+            book.add_finished(
+                [active_l[a] for a in fa.tolist()],
+                prev_hist[fa_d, parent[fa_d, fj_d]].tolist(),  # (F, t - 1)
+                top_v[fa_d, fj_d].tolist(),
+                cand_comps[fa_d, fj_d].tolist() if track else None,
+                t,
+            )
+        done = book.done(active, flags[:, 0], t)
         if bool(done.any()):
-            finish(done.nonzero().view(-1).tolist(), t)
+            rows_done = done.nonzero().view(-1).tolist()
+            need = [a for a in rows_done if book.needs_fallback(active_l[a], t)]
+            if need:  # one transfer of the live beams that give fallbacks
+                idx = torch.tensor(need, device=device)
+                fb = dict(zip(need, zip(live[idx].tolist(), hist[idx].tolist(),
+                                        comps[idx].tolist() if track else [None] * len(need))))
+            for a in rows_done:
+                book.close(active_l[a], t, *fb[a]) if a in need else book.close(active_l[a], t)
             keep = (~done).nonzero().view(-1)
             if keep.numel() == 0:
                 break
             keep_d = keep.to(device)
             active = active[keep]
-            live, hist, comps = live[keep_d], hist[keep_d], comps[keep_d]
+            active_l = active.tolist()
+            live, hist = live[keep_d], hist[keep_d]
+            if track:
+                comps = comps[keep_d]
             rows = (keep_d.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
             models.select(rows)
             tokens = tokens[rows]
-    return [r if r is not None else [] for r in results]
+            base = torch.arange(active.numel(), device=device).unsqueeze(1) * k
+    return book.output()
+
+
+def _graphed_steps(models: _Models, book: _Book, b: int, k: int, limit: int, min_len_c: Tensor,
+                   bos: int, eos: int, device: torch.device) -> None:
+    """The steps of :func:`beam_search` for the decoder alone, replayed as one CUDA graph.
+
+    On a GPU a beam step of a small decoder is a few dozen tiny kernels, so the host's
+    launches set the speed.  Here the whole step (decoder, top-k, reordering of the state,
+    the EOS ban) works in place on fixed buffers; it runs once eagerly (step 1, which also
+    warms the kernels up), is captured once, and is replayed for steps 2, 3, ...  Per step
+    the host reads one small (B, 6K) copy: the live scores, the finished flags, scores and
+    parents, and the chosen parents and tokens, from which it keeps the token histories
+    itself (NumPy); the copy of step ``t`` is read while the GPU already runs step
+    ``t + 1``.  No sentence leaves the batch: a stopped sentence's rows keep running and are
+    ignored.  The search is the eager one; only the kernels' batch composition differs
+    (sentences are not dropped), so scores can differ in the last bits.
+    """
+    import numpy as np
+
+    entry = models.decoder
+    bufs = dict(entry.state)  # the expanded state: the graph's fixed inputs
+    fdtype = next((x.dtype for x in bufs.values() if x.is_floating_point()), torch.float32)
+    sdtype = torch.promote_types(fdtype, torch.float32)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        min_rows = min_len_c.to(device).repeat_interleave(k)  # (N,)
+        n_prev = torch.zeros((), dtype=torch.long, device=device)  # tokens so far (t - 1)
+        tokens = torch.full((b * k,), bos, dtype=torch.long, device=device)
+        live = torch.full((b, k), _NEG_INF, dtype=sdtype, device=device)
+        live[:, 0] = 0.0
+        base = torch.arange(b, device=device).unsqueeze(1) * k
+    out: dict[str, Tensor] = {}
+
+    def step() -> None:
+        total, _ = models.step(tokens, n_prev < min_rows)  # (N, V)
+        v = total.size(1)
+        if "rank" not in out:
+            out["rank"] = torch.arange(min(2 * k, k * v), device=device)
+            out["rank_eos"] = out["rank"] + out["rank"].numel()
+        top_v, top_i, parent, fin, sel, new_live = _candidates(
+            live, total, k, eos, out["rank"], out["rank_eos"]
+        )
+        new_parent = parent.gather(1, sel)
+        new_token = (top_i % v).gather(1, sel)
+        host = [new_live, fin, top_v[:, :k], parent[:, :k], new_parent, new_token]
+        out["host"] = torch.cat([x.to(torch.float64) for x in host], dim=1)  # (B, 6K), exact
+        live.copy_(new_live)
+        models.reorder((base + new_parent).view(-1))
+        for key, x in entry.state.items():
+            if x is not bufs[key]:
+                bufs[key].copy_(x)
+        entry.state = dict(bufs)
+        tokens.copy_(new_token.view(-1))
+        n_prev.add_(1)
+
+    pinned = [torch.empty((b, 6 * k), dtype=torch.float64, pin_memory=True) for _ in range(2)]
+    ready = [torch.cuda.Event(), torch.cuda.Event()]
+    graph = torch.cuda.CUDAGraph()
+
+    def launch(t: int) -> None:  # enqueue step t and the copy of what the host reads
+        graph.replay() if t > 1 else step()
+        pinned[t % 2].copy_(out["host"], non_blocking=True)
+        ready[t % 2].record(side)
+
+    hist = np.zeros((b, k, 0), dtype=np.int64)  # (B, K, t): the live hypotheses' tokens
+    done = np.zeros(b, dtype=bool)
+    with torch.cuda.stream(side):
+        launch(1)
+        if limit > 1:
+            side.synchronize()
+            graph.capture_begin()
+            try:
+                step()
+            finally:
+                graph.capture_end()
+            launch(2)
+        for t in range(1, limit + 1):
+            ready[t % 2].synchronize()
+            host = pinned[t % 2].numpy()
+            live_h, fin = host[:, :k], host[:, k : 2 * k] != 0
+            fin_val, fin_par = host[:, 2 * k : 3 * k], host[:, 3 * k : 4 * k].astype(np.int64)
+            new_par, new_tok = host[:, 4 * k : 5 * k].astype(np.int64), host[:, 5 * k :].astype(np.int64)
+            fin &= ~done[:, None]
+            if fin.any():
+                fa, fj = fin.nonzero()  # row-major: sentence order, then rank
+                book.add_finished(fa.tolist(), hist[fa, fin_par[fa, fj]].tolist(),
+                                  fin_val[fa, fj].tolist(), None, t)
+            hist = np.concatenate(
+                [np.take_along_axis(hist, new_par[:, :, None], axis=1), new_tok[:, :, None]], axis=2
+            )
+            act = np.flatnonzero(~done)
+            act_t = torch.from_numpy(act)
+            stop = book.done(act_t, torch.from_numpy(live_h.max(axis=1)[act]), t).numpy()
+            for s in act[stop].tolist():
+                if book.needs_fallback(s, t):
+                    book.close(s, t, live_h[s].tolist(), hist[s].tolist())
+                else:
+                    book.close(s, t)
+            done[act[stop]] = True
+            if done.all():
+                break
+            if t + 2 <= limit:
+                launch(t + 2)
+        side.synchronize()
+    torch.cuda.current_stream(device).wait_stream(side)
 
 
 def beam_search_per_sentence(

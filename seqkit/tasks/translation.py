@@ -85,6 +85,7 @@ class TranslationDecodeConfig:
     max_len_extra: int = 10
     batch_size: int = 64  # sentences decoded at once
     nbest: int = 1  # seqkit predict: > 1 prints the n best per input as Moses n-best lines
+    cuda_graph: bool = True  # on a GPU, beam steps replayed as one CUDA graph (models without copy)
 
 
 class TranslationTask(Task):
@@ -265,7 +266,8 @@ class TranslationTask(Task):
                         for j in range(len(idx))]
             else:
                 out = beam_search(stepper, state, beam=beam, bos=v.bos_id, eos=v.eos_id,
-                                  max_len=max_len.to(device), length_penalty=dc.length_penalty, nbest=nbest)
+                                  max_len=max_len.to(device), length_penalty=dc.length_penalty, nbest=nbest,
+                                  cuda_graph=dc.cuda_graph and self.cfg.model.copy == "none")
                 hyps = [[(h.tokens, h.score) for h in sent] for sent in out]
             for j, i in enumerate(idx):
                 for toks, score in hyps[j]:
