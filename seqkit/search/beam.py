@@ -575,12 +575,13 @@ def beam_search(
         if bool(done.any()):
             rows_done = done.nonzero().view(-1).tolist()
             need = [a for a in rows_done if book.needs_fallback(active_l[a], t)]
+            fb: dict[int, tuple] = {}
             if need:  # one transfer of the live beams that give fallbacks
                 idx = torch.tensor(need, device=device)
                 fb = dict(zip(need, zip(live[idx].tolist(), hist[idx].tolist(),
                                         comps[idx].tolist() if track else [None] * len(need))))
             for a in rows_done:
-                book.close(active_l[a], t, *fb[a]) if a in need else book.close(active_l[a], t)
+                book.close(active_l[a], t, *fb.get(a, ()))
             keep = (~done).nonzero().view(-1)
             if keep.numel() == 0:
                 break
