@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor
@@ -192,6 +192,7 @@ class _Models:
             if w < 0:
                 raise ValueError(f"scorer weights must be >= 0, got {w}")
         self.eos = eos
+        self._eos_col: Tensor | None = None  # (V,) bool, made by _eos_column
         self.decoder = _Entry(1.0, decoder, state)
         self.ctc = None
         self.names = ["decoder"]
@@ -225,7 +226,7 @@ class _Models:
 
     def _eos_column(self, scores: Tensor) -> Tensor:
         """(V,) bool, True at EOS only, on the scores' device (made once)."""
-        col = getattr(self, "_eos_col", None)
+        col = self._eos_col
         if col is None or col.device != scores.device or col.numel() != scores.size(1):
             col = torch.zeros(scores.size(1), dtype=torch.bool, device=scores.device)
             col[self.eos] = True
@@ -404,24 +405,41 @@ class _Book:
         return [r if r is not None else [] for r in self.results]
 
 
-def _candidates(live: Tensor, total: Tensor, k: int, eos: int, rank: Tensor, rank_eos: Tensor
-                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """One beam step on the device, no host synchronisation.
+def _ranks(k: int, v: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """``rank`` (2K,) ``0 .. 2K-1`` (at most ``K*V``) and ``rank + 2K``, the rank an EOS
+    candidate gets so that it sorts after every other (made once per search)."""
+    rank = torch.arange(min(2 * k, k * v), device=device)
+    return rank, rank + rank.numel()
 
-    ``live`` (A, K) running scores, ``total`` (A*K, V) fused step scores, ``rank`` (2K,)
-    ``0 .. 2K-1`` and ``rank_eos = rank + 2K``.  Returns ``top_v``, ``top_i``, ``parent``,
-    ``fin`` (A, K): EOS candidates among the K best with a finite score, ``sel`` (A, K): the
-    K best non-EOS candidates by rank, and ``new_live`` (A, K) (``-inf`` where dead).
-    """
+
+class _Candidates(NamedTuple):
+    """One beam step's candidates (A sentences, K hypotheses each); see :func:`_candidates`."""
+
+    top_v: Tensor  # (A, 2K) scores of the best candidates, best first
+    top_i: Tensor  # (A, 2K) their indices into K*V
+    parent: Tensor  # (A, 2K) their hypothesis
+    fin: Tensor  # (A, K) bool: an EOS candidate among the K best with a finite score
+    sel: Tensor  # (A, K) the K best non-EOS candidates, by rank
+    live: Tensor  # (A, K) their scores (-inf where dead)
+    new_parent: Tensor  # (A, K) their hypothesis
+    new_token: Tensor  # (A, K) their token
+
+
+def _candidates(live: Tensor, total: Tensor, k: int, eos: int, ranks: Sequence[Tensor]
+                ) -> _Candidates:
+    """One beam step on the device, no host synchronisation: ``live`` (A, K) running
+    scores, ``total`` (A*K, V) fused step scores, ``ranks`` from :func:`_ranks`."""
     a_n, v = live.size(0), total.size(1)
+    rank, rank_eos = ranks
     cand = (live.unsqueeze(2) + total.view(a_n, k, v)).view(a_n, k * v)  # (A, K*V)
     top_v, top_i = cand.topk(rank.numel(), dim=1)  # (A, 2K), best first
     parent = torch.div(top_i, v, rounding_mode="floor")  # (A, 2K)
-    is_eos = (top_i % v) == eos
+    token = top_i % v
+    is_eos = token == eos
     fin = is_eos[:, :k] & (top_v[:, :k] != _NEG_INF)  # (A, K); scores are <= 0
     sel = torch.where(is_eos, rank_eos, rank).topk(k, dim=1, largest=False).indices  # (A, K)
     new_live = top_v.gather(1, sel).masked_fill(is_eos.gather(1, sel), _NEG_INF)  # (A, K)
-    return top_v, top_i, parent, fin, sel, new_live
+    return _Candidates(top_v, top_i, parent, fin, sel, new_live, parent.gather(1, sel), token.gather(1, sel))
 
 
 @torch.no_grad()
@@ -540,15 +558,15 @@ def beam_search(
         if t == 1:  # running sums in the models' dtype, at least float32
             sdtype = torch.promote_types(total.dtype, torch.float32)
             live, comps = live.to(sdtype), comps.to(sdtype)
-            rank = torch.arange(min(2 * k, k * v), device=device)  # (2K,)
-            rank_eos = rank + rank.numel()  # EOS candidates rank after every other
-        top_v, top_i, parent, fin, sel, live = _candidates(live, total, k, eos, rank, rank_eos)
+            ranks = _ranks(k, v, device)
+        c = _candidates(live, total, k, eos, ranks)
+        top_v, parent, fin, live, new_parent, new_token = (
+            c.top_v, c.parent, c.fin, c.live, c.new_parent, c.new_token
+        )
         if track:  # per-model running sums for every kept candidate: (A, 2K, C)
-            part_vals = torch.stack([p.view(a_n, k * v).gather(1, top_i) for p in parts], dim=2)
+            part_vals = torch.stack([p.view(a_n, k * v).gather(1, c.top_i) for p in parts], dim=2)
             cand_comps = comps.gather(1, parent.unsqueeze(2).expand(-1, -1, n_comp)) + part_vals
-            comps = cand_comps.gather(1, sel.unsqueeze(2).expand(-1, -1, n_comp))
-        new_parent = parent.gather(1, sel)
-        new_token = (top_i % v).gather(1, sel)
+            comps = cand_comps.gather(1, c.sel.unsqueeze(2).expand(-1, -1, n_comp))
         prev_hist = hist
         hist = torch.cat(
             [hist.gather(1, new_parent.unsqueeze(2).expand(-1, -1, t - 1)), new_token.unsqueeze(2)],
@@ -629,27 +647,22 @@ def _graphed_steps(models: _Models, book: _Book, b: int, k: int, limit: int, min
         live[:, 0] = 0.0
         base = torch.arange(b, device=device).unsqueeze(1) * k
     out: dict[str, Tensor] = {}
+    ranks: list[Tensor] = []
 
     def step() -> None:
         total, _ = models.step(tokens, n_prev < min_rows)  # (N, V)
-        v = total.size(1)
-        if "rank" not in out:
-            out["rank"] = torch.arange(min(2 * k, k * v), device=device)
-            out["rank_eos"] = out["rank"] + out["rank"].numel()
-        top_v, top_i, parent, fin, sel, new_live = _candidates(
-            live, total, k, eos, out["rank"], out["rank_eos"]
-        )
-        new_parent = parent.gather(1, sel)
-        new_token = (top_i % v).gather(1, sel)
-        host = [new_live, fin, top_v[:, :k], parent[:, :k], new_parent, new_token]
+        if not ranks:  # made at the first (eager) step, before the capture
+            ranks.extend(_ranks(k, total.size(1), device))
+        c = _candidates(live, total, k, eos, ranks)
+        host = [c.live, c.fin, c.top_v[:, :k], c.parent[:, :k], c.new_parent, c.new_token]
         out["host"] = torch.cat([x.to(torch.float64) for x in host], dim=1)  # (B, 6K), exact
-        live.copy_(new_live)
-        models.reorder((base + new_parent).view(-1))
+        live.copy_(c.live)
+        models.reorder((base + c.new_parent).view(-1))
         for key, x in entry.state.items():
             if x is not bufs[key]:
                 bufs[key].copy_(x)
         entry.state = dict(bufs)
-        tokens.copy_(new_token.view(-1))
+        tokens.copy_(c.new_token.view(-1))
         n_prev.add_(1)
 
     pinned = [torch.empty((b, 6 * k), dtype=torch.float64, pin_memory=True) for _ in range(2)]
@@ -657,7 +670,10 @@ def _graphed_steps(models: _Models, book: _Book, b: int, k: int, limit: int, min
     graph = torch.cuda.CUDAGraph()
 
     def launch(t: int) -> None:  # enqueue step t and the copy of what the host reads
-        graph.replay() if t > 1 else step()
+        if t > 1:
+            graph.replay()
+        else:
+            step()
         pinned[t % 2].copy_(out["host"], non_blocking=True)
         ready[t % 2].record(side)
 
@@ -688,8 +704,7 @@ def _graphed_steps(models: _Models, book: _Book, b: int, k: int, limit: int, min
                 [np.take_along_axis(hist, new_par[:, :, None], axis=1), new_tok[:, :, None]], axis=2
             )
             act = np.flatnonzero(~done)
-            act_t = torch.from_numpy(act)
-            stop = book.done(act_t, torch.from_numpy(live_h.max(axis=1)[act]), t).numpy()
+            stop = book.done(torch.from_numpy(act), torch.from_numpy(live_h.max(axis=1)[act]), t).numpy()
             for s in act[stop].tolist():
                 if book.needs_fallback(s, t):
                     book.close(s, t, live_h[s].tolist(), hist[s].tolist())
