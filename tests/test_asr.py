@@ -319,6 +319,14 @@ def test_asr_overfits_two_utterances(tmp_path, an4_tiny):
     cands.write_text("\n".join([texts[1], distractors[0], texts[0], "", *distractors[1:]]) + "\n")
     m = evaluate(load_config(cfg.source, ["decode.method=ctc_closed", f"decode.candidates={cands}"]))
     assert m["sentence_accuracy"] == 1.0 and m["n_candidates"] == 5
+    # the score table: one row per utterance, its best candidate is the transcript written
+    from seqkit.tasks.asr import read_candidate_scores
+
+    out = Path(cfg.train.output_dir)
+    ids, table_cands, scores = read_candidate_scores(out / "dev.scores.tsv")
+    assert ids == [u.id for u in utts] and table_cands == [texts[1], distractors[0], texts[0], *distractors[1:]]
+    assert scores.shape == (2, 5) and scores.argmax(-1).tolist() == [2, 0]
+    assert (out / "dev.hyp").read_text().splitlines() == texts
     cands.write_text(texts[0] + "\nhello 7\n")
     with pytest.raises(DataError, match=r"candidates.txt:2: .*'7'"):
         evaluate(load_config(cfg.source, ["decode.method=ctc_closed", f"decode.candidates={cands}"]))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -426,3 +427,63 @@ def test_fsdd_pseudo_label_manifest(tmp_path):
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert f"{hyp}: 1 transcripts for the {len(dev)} utterances" in res.stderr
+
+
+def test_fsdd_class_balanced_pseudo_labels_and_ensemble(tmp_path):
+    """pseudo_label.py --scores --keep keeps, per best candidate, the share with the largest
+    margins; ensemble.py averages score tables and scores the argmax against the references;
+    a malformed table names its file and line."""
+    from seqkit.tasks.asr import read_candidate_scores, write_candidate_scores
+
+    src, out = make_fsdd(tmp_path / "fsdd"), tmp_path / "out"
+    fsdd.prepare(out, src, 0, 0)
+    fold = out / f"heldout_{FSDD_SPEAKERS[0]}"
+    dev = read_manifest(fold / "dev.jsonl", allow_outside=True)
+    n = len(dev)
+    assert n >= 4
+    cands = ["ONE", "TWO", "NINE"]
+    # row i: best candidate i % 2 (ONE or TWO) with margin i + 1 over the next
+    a = torch.full((n, 3), -50.0)
+    for i in range(n):
+        a[i, i % 2] = -10.0
+        a[i, 2] = -10.0 - (i + 1)
+    write_candidate_scores(tmp_path / "a.tsv", [u.id for u in dev], cands, a)
+    ids, got_cands, got = read_candidate_scores(tmp_path / "a.tsv")
+    assert ids == [u.id for u in dev] and got_cands == cands and torch.allclose(got, a)
+    script = ROOT / "recipes" / "asr" / "fsdd"
+    res = subprocess.run([sys.executable, str(script / "pseudo_label.py"), "--train", str(fold / "train.jsonl"),
+                          "--dev", str(fold / "dev.jsonl"), "--scores", str(tmp_path / "a.tsv"), "--keep", "0.5",
+                          "--out", str(tmp_path / "st.jsonl")], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    train = read_manifest(fold / "train.jsonl", allow_outside=True)
+    pseudo = read_manifest(tmp_path / "st.jsonl", allow_outside=True)[len(train):]
+    expect = []
+    for label in (0, 1):
+        rows = [i for i in range(n) if i % 2 == label]
+        expect += sorted(rows, key=lambda i: -(i + 1))[: -(-len(rows) // 2)]
+    assert sorted(u.id for u in pseudo) == sorted(f"pseudo_{dev[i].id}" for i in expect)
+    row = {f"pseudo_{u.id}": i for i, u in enumerate(dev)}
+    assert all(u.text == cands[row[u.id] % 2] for u in pseudo)
+    assert f"{len(expect)} pseudo-labelled" in res.stdout
+    # ensemble: table b prefers NINE by 3 everywhere; in the mean, NINE wins only where a's margin
+    # (i + 1) is below 3: rows 0 and 1
+    b = torch.full((n, 3), -50.0)
+    b[torch.arange(n), torch.arange(n) % 2] = -10.0
+    b[:, 2] = -7.0
+    write_candidate_scores(tmp_path / "b.tsv", [u.id for u in dev], cands, b)
+    ref = tmp_path / "dev.ref"
+    ref.write_text("".join(cands[i % 2] + "\n" for i in range(n)))
+    res = subprocess.run([sys.executable, str(script / "ensemble.py"), "--scores", str(tmp_path / "a.tsv"),
+                          str(tmp_path / "b.tsv"), "--ref", str(ref), "--out", str(tmp_path / "ens")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((tmp_path / "ens" / "dev_metrics_closed.json").read_text())
+    assert metrics["single_model_accuracy"] == [1.0, 0.0]
+    _, _, mean = read_candidate_scores(tmp_path / "ens" / "dev_closed.scores.tsv")
+    assert torch.allclose(mean, (a + b) / 2)
+    hyps = (tmp_path / "ens" / "dev_closed.hyp").read_text().splitlines()
+    assert hyps == [cands[int(k)] for k in ((a + b) / 2).argmax(-1)]
+    assert hyps[:2] == ["NINE", "NINE"] and metrics["sentence_accuracy"] == (n - 2) / n
+    (tmp_path / "bad.tsv").write_text("id\tONE\tTWO\nu1\t-1\t-2\nu2\t-1\n")
+    with pytest.raises(DataError, match=r"bad.tsv:3: 1 scores where the header names 2"):
+        read_candidate_scores(tmp_path / "bad.tsv")

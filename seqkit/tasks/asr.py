@@ -30,7 +30,9 @@ Metrics: WER and CER (jiwer); sentence accuracy (the share of utterances recogni
 digit accuracy for isolated digits); the decoding real-time factor (decoding seconds per
 second of audio, features precomputed).  ``seqkit evaluate`` also writes ``dev.hyp``,
 ``dev.ref`` and ``dev.ids`` (one line per utterance, so ``seqkit score wer --ref dev.ref --hyp
-dev.hyp`` gives the same WER) and ``dev.worst.txt`` (alignments of the worst utterances).
+dev.hyp`` gives the same WER), ``dev.worst.txt`` (alignments of the worst utterances) and, with
+``ctc_closed``, ``dev.scores.tsv`` (every candidate's log-likelihood per utterance:
+:func:`write_candidate_scores`; tables of several models average into an ensemble).
 ``seqkit predict`` reads audio paths (one per line) and prints one transcript per path.
 """
 
@@ -55,11 +57,46 @@ from ..nn.frontend import SpecAugment
 from ..search import beam_search, ctc_prefix_beam_search, greedy_search
 from ..search.ctc_prefix_score import CTCPrefixScorer
 from ..search.lm_scorer import ArpaLM, MappedLMStepper, NeuralLMScorer
+from ..textio import read_lines
 from ..train.trainer import move_to
 from .audio import AudioTask
 
 # decoding methods without a beam or LM fusion (their metrics carry beam 1 and no LM)
 _NO_SEARCH = ("ctc_greedy", "ctc_closed")
+
+
+def write_candidate_scores(path: str | Path, ids: list[str], candidates: list[str], scores: torch.Tensor) -> None:
+    """The ``ctc_closed`` scores as TSV: a header ``id`` + the K candidate transcripts, then one
+    row per utterance: its id and K log-likelihoods ((N, K) ``scores``; ``-inf`` where the
+    input is too short for a candidate)."""
+    if scores.shape != (len(ids), len(candidates)):
+        raise ValueError(f"scores {tuple(scores.shape)} for {len(ids)} ids x {len(candidates)} candidates")
+    rows = ["\t".join(["id", *candidates])]
+    rows += ["\t".join([i, *(f"{x:.6g}" for x in row)]) for i, row in zip(ids, scores.tolist())]
+    Path(path).write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+
+
+def read_candidate_scores(path: str | Path) -> tuple[list[str], list[str], torch.Tensor]:
+    """``(ids, candidates, scores (N, K))`` of a :func:`write_candidate_scores` file; a
+    malformed row is a :class:`DataError` naming the file and line."""
+    lines = read_lines(path)
+    if not lines or not lines[0].startswith("id\t"):
+        raise DataError("not a candidate score table (the header 'id<TAB>candidate...' is missing)", path, 1)
+    cands = lines[0].split("\t")[1:]
+    ids, rows = [], []
+    for line, text in enumerate(lines[1:], 2):
+        fields = text.split("\t")
+        if len(fields) != len(cands) + 1:
+            raise DataError(f"{len(fields) - 1} scores where the header names {len(cands)} candidates", path, line)
+        try:
+            rows.append([float(x) for x in fields[1:]])
+        except ValueError:
+            raise DataError(f"a score is not a number: {text!r}", path, line) from None
+        ids.append(fields[0])
+    if not ids:
+        raise DataError("no utterances in the score table", path)
+    return ids, cands, torch.tensor(rows)
+
 
 @dataclass
 class ASRDataConfig:
@@ -328,11 +365,11 @@ class ASRTask(AudioTask):
 
     def decode(self, model, items: list[dict], method: str) -> list[str]:
         """Transcripts of ``items`` (dicts with normalised ``feats``) by ``method``."""
+        if method == "ctc_closed":
+            return self._closed_transcripts(self.closed_scores(model, items))
         dc = self.cfg.decode
         v = self.vocab
-        device = next(model.parameters()).device
         out = [""] * len(items)
-        order = sorted(range(len(items)), key=lambda i: items[i]["feats"].size(0))
         tokens = [v.token(i) for i in range(len(v))]
         if self.cfg.data.units == "word":  # every unit starts a word
             tokens = ["\u2581" + t for t in tokens]
@@ -342,17 +379,9 @@ class ASRTask(AudioTask):
         else:
             delim, prefix = None, "\u2581"
         with torch.inference_mode(False), torch.no_grad():
-            for start in range(0, len(order), dc.batch_size):
-                idx = order[start : start + dc.batch_size]
-                batch = move_to(self.collate([{"feats": items[i]["feats"]} for i in idx]), device)
-                enc, enc_lengths = model.encode(batch["feats"], batch["feat_lengths"])
+            for idx, enc, enc_lengths in self._encoded_batches(model, items):
                 if method == "ctc_greedy":
                     hyps = model.ctc.greedy(model.ctc_log_probs(enc, enc_lengths), enc_lengths)
-                elif method == "ctc_closed":
-                    cands = self._candidates()
-                    scores = ctc_candidate_log_likelihoods(model.ctc_log_probs(enc, enc_lengths), enc_lengths,
-                                                           cands, model.ctc.blank)  # (B, K)
-                    hyps = [cands[k] for k in scores.argmax(-1).tolist()]
                 elif method == "ctc_beam":
                     lp = model.ctc_log_probs(enc, enc_lengths).float().cpu()
                     lm = self._load_lm()
@@ -373,6 +402,36 @@ class ASRTask(AudioTask):
                 for j, i in enumerate(idx):
                     out[i] = self.detok(hyps[j])
         return out
+
+    def _encoded_batches(self, model, items: list[dict]):
+        """``(indices into items, enc (B, T', H), enc_lengths (B,))`` per batch of
+        ``decode.batch_size`` utterances, shortest first."""
+        device = next(model.parameters()).device
+        order = sorted(range(len(items)), key=lambda i: items[i]["feats"].size(0))
+        bs = self.cfg.decode.batch_size
+        for start in range(0, len(order), bs):
+            idx = order[start : start + bs]
+            batch = move_to(self.collate([{"feats": items[i]["feats"]} for i in idx]), device)
+            yield (idx, *model.encode(batch["feats"], batch["feat_lengths"]))
+
+    @torch.no_grad()
+    def closed_scores(self, model, items: list[dict]) -> torch.Tensor:
+        """CTC log-likelihood of every ``decode.candidates`` line for every item: (N, K) float.
+
+        The argmax per row is the ``ctc_closed`` transcript; rows of several models can be
+        summed (a product-of-experts ensemble, see :func:`read_candidate_scores`)."""
+        cands = self._candidates()
+        with torch.inference_mode(False):  # (a caller's inference tensor could not be written below)
+            scores = torch.empty(len(items), len(cands))
+            for idx, enc, enc_lengths in self._encoded_batches(model, items):
+                scores[idx] = ctc_candidate_log_likelihoods(model.ctc_log_probs(enc, enc_lengths), enc_lengths,
+                                                            cands, model.ctc.blank).float().cpu()  # (B, K)
+        return scores
+
+    def _closed_transcripts(self, scores: torch.Tensor) -> list[str]:
+        """The best candidate of each row of (N, K) :meth:`closed_scores`."""
+        cands = self._candidates()
+        return [self.detok(cands[k]) for k in scores.argmax(-1).tolist()]
 
     def _attention_search(self, model, enc, enc_lengths, method: str) -> list[list[int]]:
         dc = self.cfg.decode
@@ -431,7 +490,12 @@ class ASRTask(AudioTask):
         else:
             method = dc.eval_method or self._greedy_method()
         t0 = time.perf_counter()
-        hyps = self.decode(model, items, method)
+        scores = None
+        if method == "ctc_closed":
+            scores = self.closed_scores(model, items)  # (N, K)
+            hyps = self._closed_transcripts(scores)
+        else:
+            hyps = self.decode(model, items, method)
         seconds = time.perf_counter() - t0
         refs = [self._norm(u.text) for u in utts]
         w = wer(refs, hyps, worst=10)
@@ -458,6 +522,9 @@ class ASRTask(AudioTask):
             Path(f"{out_prefix}.ref").write_text("".join(r + "\n" for r in refs), encoding="utf-8")
             Path(f"{out_prefix}.ids").write_text("".join(u.id + "\n" for u in utts), encoding="utf-8")
             Path(f"{out_prefix}.worst.txt").write_text(self._worst_report(w, utts), encoding="utf-8")
+            if scores is not None:
+                write_candidate_scores(f"{out_prefix}.scores.tsv", [u.id for u in utts],
+                                       [self.detok(c) for c in self._candidates()], scores)
         return metrics
 
     @staticmethod

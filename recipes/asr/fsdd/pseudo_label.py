@@ -3,41 +3,88 @@ with a first model's transcripts (transductive, unsupervised speaker adaptation:
 speaker's reference transcripts are never read).
 
     python recipes/asr/fsdd/pseudo_label.py --train data/fsdd/heldout_george/train.jsonl \
-        --dev data/fsdd/heldout_george/dev.jsonl --hyp exp/asr_fsdd_george/dev.hyp \
-        --out exp/asr_fsdd_george/self_train.jsonl
+        --dev data/fsdd/heldout_george/dev.jsonl --scores exp/asr_fsdd_george/dev_closed.scores.tsv \
+        --keep 0.6 --out exp/asr_fsdd_george_st/self_train.jsonl
 
-``--hyp`` holds one transcript per line of ``--dev`` (what ``seqkit evaluate`` writes as
-``dev.hyp``); an empty transcript is skipped and counted.
+The labels come from ``--hyp`` (one transcript per line of ``--dev``, what ``seqkit evaluate``
+writes as ``dev.hyp``; an empty transcript is skipped and counted) or from ``--scores`` (the
+closed-vocabulary score table that ``seqkit evaluate ... decode.method=ctc_closed`` writes as
+``dev.scores.tsv``, or an ensemble's from ``ensemble.py``): each recording gets its best
+candidate.  With scores, ``--keep F`` keeps only the share F of each candidate's recordings
+with the largest margin between the best and the second-best log-likelihood: class-balanced
+self-training (Zou et al. 2018, "Unsupervised Domain Adaptation for Semantic Segmentation via
+Class-Balanced Self-Training"), so that neither a digit the model over-predicts nor its least
+certain labels dominate the next round.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+from collections import Counter
 from pathlib import Path
 
 from seqkit.data.manifest import read_manifest, write_manifest
 from seqkit.errors import DataError, SeqkitError
+from seqkit.tasks.asr import read_candidate_scores
+
+
+def select(labels: list[int], margins: list[float], keep: float) -> list[bool]:
+    """Per label, the ``ceil(keep * n)`` of its ``n`` items with the largest margins."""
+    chosen = [False] * len(labels)
+    for label in set(labels):
+        items = sorted((i for i, lab in enumerate(labels) if lab == label), key=lambda i: -margins[i])
+        for i in items[: math.ceil(keep * len(items))]:
+            chosen[i] = True
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--train", required=True, help="labelled training manifest (JSONL)")
     p.add_argument("--dev", required=True, help="manifest of the recordings to pseudo-label")
-    p.add_argument("--hyp", required=True, help="one transcript per --dev line")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--hyp", help="one transcript per --dev line")
+    src.add_argument("--scores", help="closed-vocabulary score table (TSV) of the --dev recordings")
+    p.add_argument("--keep", type=float, default=1.0,
+                   help="with --scores: share of each candidate's recordings kept, by margin (default 1: all)")
     p.add_argument("--out", required=True, help="combined manifest to write")
     args = p.parse_args(argv)
+    if not 0 < args.keep <= 1:
+        p.error(f"--keep must be in (0, 1], got {args.keep}")
+    if args.hyp is not None and args.keep < 1:
+        p.error("--keep needs --scores (margins)")
     train = read_manifest(args.train, allow_outside=True)
     dev = read_manifest(args.dev, allow_outside=True)
-    hyps = Path(args.hyp).read_text(encoding="utf-8").splitlines()
-    if len(hyps) != len(dev):
-        raise DataError(f"{len(hyps)} transcripts for the {len(dev)} utterances of {args.dev}", args.hyp)
+    if args.hyp is not None:
+        hyps = Path(args.hyp).read_text(encoding="utf-8").splitlines()
+        if len(hyps) != len(dev):
+            raise DataError(f"{len(hyps)} transcripts for the {len(dev)} utterances of {args.dev}", args.hyp)
+        chosen = [bool(h.strip()) for h in hyps]
+        why = "empty transcripts"
+    else:
+        ids, cands, scores = read_candidate_scores(args.scores)
+        for line, (i, u) in enumerate(zip(ids, dev), 2):
+            if i != u.id:
+                raise DataError(f"utterance {i!r} where {args.dev} has {u.id!r} (the tables must follow the "
+                                "manifest's order)", args.scores, line)
+        if len(ids) != len(dev):
+            raise DataError(f"{len(ids)} rows for the {len(dev)} utterances of {args.dev}", args.scores)
+        top = scores.topk(min(2, scores.size(1)), dim=1)
+        labels = top.indices[:, 0].tolist()
+        margins = (top.values[:, 0] - top.values[:, -1]).tolist() if scores.size(1) > 1 else [0.0] * len(ids)
+        hyps = [cands[k] for k in labels]
+        chosen = select(labels, margins, args.keep)
+        why = f"below the margin of the best {args.keep:g} of their label"
+        counts = Counter(h for h, c in zip(hyps, chosen) if c)
+        print("kept per label: " + ", ".join(f"{c} {counts[c]}/{hyps.count(c)}" for c in cands))
     pseudo = [dataclasses.replace(u, id=f"pseudo_{u.id}", text=h.strip())
-              for u, h in zip(dev, hyps) if h.strip()]
+              for u, h, c in zip(dev, hyps, chosen) if c]
     skipped = len(dev) - len(pseudo)
     n = write_manifest(args.out, [*train, *pseudo])
     print(f"{args.out}: {len(train)} labelled + {len(pseudo)} pseudo-labelled utterances ({n} in all); "
-          f"{skipped} empty transcripts skipped")
+          f"{skipped} {why} skipped")
     return 0
 
 
