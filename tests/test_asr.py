@@ -25,6 +25,7 @@ from seqkit.data.audio import (
     load_audio,
     speed_perturb,
     utterance_cmvn,
+    vtlp_matrix,
 )
 from seqkit.data.manifest import Utterance, read_manifest, write_manifest
 from seqkit.errors import ConfigError, DataError
@@ -111,6 +112,33 @@ def test_speed_perturb_changes_length():
     assert speed_perturb(wave, 16000, 1.0) is wave
     assert abs(speed_perturb(wave, 16000, 0.9).numel() - 16000 / 0.9) <= 2
     assert abs(speed_perturb(wave, 16000, 1.1).numel() - 16000 / 1.1) <= 2
+
+
+def test_vtlp_moves_a_tone_below_the_knee_and_keeps_nyquist():
+    """VTLP (Jaitly & Hinton 2013): identity at alpha 1; below the knee a tone at f moves to
+    alpha * f; 0 Hz and Nyquist stay; every row interpolates (weights sum to 1)."""
+    n = 129  # n_fft 256 at 8 kHz: bins of 31.25 Hz
+    assert torch.allclose(vtlp_matrix(n, 8000, 1.0), torch.eye(n))
+    for alpha in (0.9, 1.1):
+        m = vtlp_matrix(n, 8000, alpha)
+        assert torch.allclose(m.sum(1), torch.ones(n))
+        assert m[0, 0] == 1 and m[-1, -1] == 1
+        tone = torch.zeros(n)
+        tone[32] = 1.0  # 1 kHz, below the knee of either factor
+        warped = m @ tone  # (n,): the warped spectrum
+        peak = float((warped * torch.arange(n)).sum() / warped.sum())  # centre of mass, in bins
+        assert abs(peak - 32 * alpha) < 0.5, (alpha, peak)
+    # features: a warp changes MFCCs but not their shape, and leaves the unwarped transform alone
+    wave = torch.randn(4000)
+    opts = FeatureOptions(kind="mfcc", sample_rate=8000, n_mels=40, n_mfcc=20)
+    plain = features(wave, opts)
+    warped = features(wave, opts, warp=1.1)
+    assert warped.shape == plain.shape and not torch.allclose(warped, plain)
+    assert torch.equal(features(wave, opts), plain)
+    fb = FeatureOptions(sample_rate=8000, n_mels=20)
+    assert features(wave, fb, warp=0.9).shape == features(wave, fb).shape
+    with pytest.raises(ValueError, match="alpha > 0"):
+        vtlp_matrix(n, 8000, 0.0)
 
 
 def test_feature_cache_reuses_and_invalidates(tmp_path, monkeypatch):
@@ -296,6 +324,25 @@ def test_impossible_ctc_targets_are_skipped_and_counted(tmp_path, an4_tiny, caps
     n_train = len(read_manifest(an4_tiny / "train.jsonl", allow_outside=True))
     assert 0 < n_train - len(items)
     assert f"skipped {n_train - len(items)} items" in err and "needed by CTC" in err
+
+
+def test_training_set_holds_one_copy_per_speed_and_warp(tmp_path, an4_tiny):
+    from seqkit.tasks import get_task
+
+    cfg = load_config(_config(tmp_path, an4_tiny, model__encoder="blstm", data__speed_perturb=[1.0, 1.1],
+                              data__vtlp=[0.9, 1.0, 1.1]))
+    task = get_task("asr")(cfg)
+    task.build_state()
+    items, _, _ = task.training_data()
+    n_train = len(read_manifest(an4_tiny / "train.jsonl", allow_outside=True))
+    assert len(items) == 6 * n_train
+    # the warped copies differ from the unwarped ones, frame for frame
+    plain = [it["feats"] for it in items[n_train : 2 * n_train]]  # speed 1.0, warp 1.0
+    warped = [it["feats"] for it in items[2 * n_train : 3 * n_train]]  # speed 1.0, warp 1.1
+    assert all(a.shape == b.shape and not torch.allclose(a, b) for a, b in zip(plain, warped))
+    assert len(list((tmp_path / "cache").glob("train-*.pt"))) == 6
+    with pytest.raises(ConfigError, match="data.vtlp"):
+        get_task("asr")(load_config(_config(tmp_path, an4_tiny, data__vtlp=[0.0])))
 
 
 def test_asr_overfits_two_utterances(tmp_path, an4_tiny):

@@ -15,6 +15,10 @@
 * Speed perturbation (Ko et al. 2015, "Audio Augmentation for Speech Recognition", Kaldi's
   ``sox speed``): resampling by ``1 / factor`` and playing at the original rate, which scales
   tempo and pitch together; :func:`speed_perturb`.
+* Vocal tract length perturbation (Jaitly & Hinton 2013, "Vocal Tract Length Perturbation
+  (VTLP) improves speech recognition"): the frequency axis warped by a factor, piecewise
+  linearly so that the Nyquist frequency stays put, which moves formants as another speaker's
+  vocal tract would without changing the tempo; :func:`vtlp_matrix`, ``features(..., warp=)``.
 * :class:`FeatureCache`: features of a whole manifest computed once and stored in one file
   keyed by a hash of the audio files (path, size, mtime), the segments and the feature
   options, so later runs (and every epoch) reuse them.
@@ -48,6 +52,7 @@ __all__ = [
     "load_audio",
     "speed_perturb",
     "utterance_cmvn",
+    "vtlp_matrix",
 ]
 
 
@@ -149,14 +154,41 @@ class FeatureOptions:
         return self.n_mfcc if self.kind == "mfcc" else self.n_mels
 
 
-_TRANSFORMS: dict[FeatureOptions, torch.nn.Module] = {}
+def vtlp_matrix(n_freqs: int, sample_rate: int, alpha: float, boundary: float = 0.6) -> Tensor:
+    """Linear map of a spectrum's ``n_freqs`` bins (0 to Nyquist) onto its VTLP-warped copy:
+    ``warped = spectrum @ M.T``, ``M`` (n_freqs, n_freqs).
+
+    The warp is Jaitly & Hinton's: ``f -> alpha * f`` up to ``boundary * nyquist * min(alpha, 1) /
+    alpha``, then linear up to Nyquist, which maps to itself; the warped spectrum at ``f`` is the
+    original one at the inverse warp of ``f``, linearly interpolated between bins.  ``alpha > 1``
+    moves formants up (a shorter vocal tract).  (Jaitly & Hinton use 4.8 kHz of 8 kHz: 0.6.)
+    """
+    if alpha <= 0 or not 0 < boundary < 1:
+        raise ValueError(f"VTLP needs alpha > 0 and 0 < boundary < 1, got {alpha}, {boundary}")
+    nyq = sample_rate / 2
+    f = np.linspace(0.0, nyq, n_freqs)
+    hi = boundary * nyq * min(alpha, 1.0)
+    knee = hi / alpha
+    warped = np.where(f <= knee, alpha * f, nyq - (nyq - hi) / (nyq - knee) * (nyq - f))  # w(f), monotone
+    src = np.interp(f, warped, f) / nyq * (n_freqs - 1)  # w^-1(f) as a fractional bin
+    lo = np.clip(np.floor(src).astype(int), 0, n_freqs - 2)
+    frac = src - lo
+    m = np.zeros((n_freqs, n_freqs))
+    rows = np.arange(n_freqs)
+    m[rows, lo] = 1 - frac
+    m[rows, lo + 1] += frac
+    return torch.from_numpy(m).float()
 
 
-def features(wave: Tensor, opts: FeatureOptions) -> Tensor:
-    """Log-mel filterbanks or MFCCs: ``wave`` (N,) at ``opts.sample_rate`` -> (T, dim)."""
+_TRANSFORMS: dict[tuple[FeatureOptions, float], torch.nn.Module] = {}
+
+
+def features(wave: Tensor, opts: FeatureOptions, warp: float = 1.0) -> Tensor:
+    """Log-mel filterbanks or MFCCs: ``wave`` (N,) at ``opts.sample_rate`` -> (T, dim); ``warp``
+    other than 1 warps the power spectrum's frequency axis first (:func:`vtlp_matrix`)."""
     if opts.kind not in ("fbank", "mfcc"):
         raise ValueError(f"feature kind must be 'fbank' or 'mfcc', got {opts.kind!r}")
-    tr = _TRANSFORMS.get(opts)
+    tr = _TRANSFORMS.get((opts, warp))
     if tr is None:
         n_fft = 1 << (opts.win - 1).bit_length()  # next power of two
         mel = dict(n_fft=n_fft, win_length=opts.win, hop_length=opts.hop, n_mels=opts.n_mels, center=True)
@@ -165,7 +197,10 @@ def features(wave: Tensor, opts: FeatureOptions) -> Tensor:
                                             melkwargs=mel)
         else:
             tr = torchaudio.transforms.MelSpectrogram(sample_rate=opts.sample_rate, power=2.0, **mel)
-        _TRANSFORMS[opts] = tr
+        if warp != 1.0:  # mel(warped spectrum) = spectrum @ (M.T @ fb): warp the filterbank once
+            scale = tr.MelSpectrogram.mel_scale if opts.kind == "mfcc" else tr.mel_scale
+            scale.fb = vtlp_matrix(scale.fb.size(0), opts.sample_rate, warp).T @ scale.fb  # (F, n_mels)
+        _TRANSFORMS[(opts, warp)] = tr
     with torch.no_grad():
         out = tr(wave)  # (dim, T)
     if opts.kind == "fbank":
@@ -206,15 +241,15 @@ class GlobalCMVN:
         return cls(torch.tensor(d["mean"]), torch.tensor(d["std"]))
 
 
-def utterance_features(u: Utterance, opts: FeatureOptions, speed: float = 1.0) -> Tensor:
-    """Features (T, dim) of one manifest entry (its segment if it has one); a
-    :class:`DataError` from reading its audio also names the utterance."""
+def utterance_features(u: Utterance, opts: FeatureOptions, speed: float = 1.0, warp: float = 1.0) -> Tensor:
+    """Features (T, dim) of one manifest entry (its segment if it has one), at ``speed`` and with
+    the VTLP ``warp``; a :class:`DataError` from reading its audio also names the utterance."""
     try:
         wave, _ = load_audio(u.path, opts.sample_rate, u.start, u.end)
     except DataError as e:
         raise DataError(f"{e.reason} (utterance {u.id})", e.path, e.line) from None
     wave = speed_perturb(wave, opts.sample_rate, speed)
-    return features(wave, opts)
+    return features(wave, opts, warp)
 
 
 class FeatureCache:
@@ -222,15 +257,17 @@ class FeatureCache:
 
     ``cache_dir=None`` keeps them in memory only.  The key covers each audio file's path,
     size and modification time, each entry's segment, the speed factor and the feature
-    options, so a changed file or option recomputes.  The file is written atomically.
+    options (with the VTLP warp, where not 1), so a changed file or option recomputes.  The
+    file is written atomically.
     """
 
     def __init__(self, cache_dir: str | Path | None):
         self.dir = None if cache_dir is None else Path(cache_dir)
 
     @staticmethod
-    def key(utts: Sequence[Utterance], opts: FeatureOptions, speed: float) -> str:
-        h = hashlib.sha1(json.dumps([asdict(opts), speed]).encode())
+    def key(utts: Sequence[Utterance], opts: FeatureOptions, speed: float, warp: float = 1.0) -> str:
+        # (the key of an unwarped set is what it was before VTLP existed: old caches stay valid)
+        h = hashlib.sha1(json.dumps([asdict(opts), speed] + ([] if warp == 1.0 else [warp])).encode())
         for u in utts:
             try:
                 st = os.stat(u.path)
@@ -241,15 +278,15 @@ class FeatureCache:
         return h.hexdigest()[:16]
 
     def features(self, utts: Sequence[Utterance], opts: FeatureOptions, speed: float = 1.0,
-                 name: str = "feats") -> list[Tensor]:
+                 name: str = "feats", warp: float = 1.0) -> list[Tensor]:
         """(T_i, dim) float32 features of ``utts`` in order (from the cache when present)."""
         path = None
         if self.dir is not None:
-            path = self.dir / f"{name}-{self.key(utts, opts, speed)}.pt"
+            path = self.dir / f"{name}-{self.key(utts, opts, speed, warp)}.pt"
             if path.is_file():
                 cached = torch.load(path, weights_only=True)
                 return [cached[u.id] for u in utts]
-        feats = [utterance_features(u, opts, speed) for u in utts]
+        feats = [utterance_features(u, opts, speed, warp) for u in utts]
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")

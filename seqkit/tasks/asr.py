@@ -5,8 +5,9 @@ Data: JSONL manifests (:mod:`seqkit.data.manifest`; ``data_prep/an4.py``, ``fsdd
 and turned into log-mel filterbanks (:mod:`seqkit.data.audio`); features are cached in
 ``data.cache_dir`` (one file per manifest, speed factor and feature setting), so only the
 first run computes them.  ``data.speed_perturb`` adds copies of the training set at other
-speeds (Ko et al. 2015).  Normalisation is per utterance or global (statistics of the
-training set, stored in the checkpoint).
+speeds (Ko et al. 2015), ``data.vtlp`` copies with a warped frequency axis (Jaitly & Hinton
+2013).  Normalisation is per utterance, per speaker or global (statistics of the training set,
+stored in the checkpoint).
 
 Units: characters (``data.units: char``; the space is a unit), whole words (``word``: for
 small closed vocabularies such as digits) or SentencePiece pieces
@@ -111,6 +112,8 @@ class ASRDataConfig:
     n_mfcc: int = 13  # features: mfcc
     cmvn: Literal["global", "speaker", "utterance", "none"] = "global"
     speed_perturb: list[float] = field(default_factory=lambda: [1.0])
+    vtlp: list[float] = field(default_factory=lambda: [1.0])  # VTLP warp factors; the training set
+    # holds one copy per (speed, warp) pair
     cache_dir: str | None = None  # None: features are kept in memory only
     allow_outside_paths: bool = False  # manifest audio paths may leave the manifest's folder
     max_frames: int | None = None  # longer training utterances are skipped, counted
@@ -178,8 +181,10 @@ class ASRTask(AudioTask):
                 raise ConfigError(f"{cfg.source}: key '{key}': {method!r} needs a model with "
                                   f"{'a CTC head' if need == 'ctc' else 'an attention decoder' if need == 'att' else 'both heads'}"
                                   f" (model.ctc_weight={m.ctc_weight})")
-        if not cfg.data.speed_perturb or any(f <= 0 for f in cfg.data.speed_perturb):
-            raise ConfigError(f"{cfg.source}: key 'data.speed_perturb': positive factors expected")
+        for key in ("speed_perturb", "vtlp"):
+            factors = getattr(cfg.data, key)
+            if not factors or any(f <= 0 for f in factors):
+                raise ConfigError(f"{cfg.source}: key 'data.{key}': positive factors expected")
 
     # ------------------------------------------------------------------ text units
     def _norm(self, text: str) -> str:
@@ -239,9 +244,9 @@ class ASRTask(AudioTask):
         return batch
 
     def _items(self, utts: list[Utterance], speed: float, name: str, skips: Skips | None,
-               manifest: str) -> list[dict]:
+               manifest: str, warp: float = 1.0) -> list[dict]:
         """Encoded examples; with ``skips``, drop (and count) the ones CTC cannot fit."""
-        feats = self.normalize_all(self._features(utts, name, speed), [u.speaker for u in utts])
+        feats = self.normalize_all(self._features(utts, name, speed, warp), [u.speaker for u in utts])
         d, m = self.cfg.data, self.cfg.model
         k = time_reduction(m.front, m.stack, m.encoder, m.enc_layers, m.reductions)
         items = []
@@ -255,7 +260,7 @@ class ASRTask(AudioTask):
                     skips.add(manifest, line, f"{u.id}: longer than data.max_frames={d.max_frames}")
                     continue
                 if m.ctc_weight > 0 and frames < need:
-                    skips.add(manifest, line, f"{u.id} (speed {speed}): {frames} encoder frames < {need} "
+                    skips.add(manifest, line, f"{u.id} (speed {speed}, warp {warp}): {frames} encoder frames < {need} "
                                               "needed by CTC")
                     continue
             items.append(it)
@@ -267,7 +272,8 @@ class ASRTask(AudioTask):
         skips = Skips()
         items = []
         for speed in d.speed_perturb:
-            items += self._items(utts, speed, "train", skips, d.train)
+            for warp in d.vtlp:
+                items += self._items(utts, speed, "train", skips, d.train, warp)
         if not items:
             raise ConfigError(f"{self.cfg.source}: key 'data.train': every training utterance of {d.train} was "
                               f"skipped ({skips.summary()})")

@@ -54,9 +54,10 @@ class AudioTask(Task):
         self.check_file(key, path)
         return read_manifest(path, allow_outside=self.cfg.data.allow_outside_paths)
 
-    def _features(self, utts: list[Utterance], name: str, speed: float = 1.0) -> list[torch.Tensor]:
-        """(T_i, F) features of ``utts`` (from ``data.cache_dir`` when cached there)."""
-        return FeatureCache(self.cfg.data.cache_dir).features(utts, self.feature_options, speed, name=name)
+    def _features(self, utts: list[Utterance], name: str, speed: float = 1.0, warp: float = 1.0) -> list[torch.Tensor]:
+        """(T_i, F) features of ``utts`` at ``speed`` with the VTLP ``warp`` (from ``data.cache_dir``
+        when cached there)."""
+        return FeatureCache(self.cfg.data.cache_dir).features(utts, self.feature_options, speed, name=name, warp=warp)
 
     def fit_cmvn(self, utts: list[Utterance], name: str) -> None:
         """With ``data.cmvn: global``: statistics of ``utts`` (the training set)."""
