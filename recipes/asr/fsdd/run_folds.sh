@@ -26,7 +26,7 @@ jobs=${JOBS:-1}
 seeds=${SEEDS:-1}
 read -ra keep <<< "${KEEP:-1}"
 prefix=${OUT:-exp/asr_fsdd}
-mkdir -p exp/fsdd_lm
+mkdir -p exp/fsdd_lm "$(dirname "$prefix")"
 
 fold() {
     local spk=$1 out=${prefix}_$1
