@@ -260,8 +260,8 @@ class ASRTask(AudioTask):
                     skips.add(manifest, line, f"{u.id}: longer than data.max_frames={d.max_frames}")
                     continue
                 if m.ctc_weight > 0 and frames < need:
-                    skips.add(manifest, line, f"{u.id} (speed {speed}, warp {warp}): {frames} encoder frames < {need} "
-                                              "needed by CTC")
+                    copy = f"speed {speed}" + ("" if warp == 1.0 else f", warp {warp}")
+                    skips.add(manifest, line, f"{u.id} ({copy}): {frames} encoder frames < {need} needed by CTC")
                     continue
             items.append(it)
         return items
