@@ -409,14 +409,16 @@ class ASRTask(AudioTask):
                     out[i] = self.detok(hyps[j])
         return out
 
-    def _encoded_batches(self, model, items: list[dict]):
-        """``(indices into items, enc (B, T', H), enc_lengths (B,))`` per batch of
-        ``decode.batch_size`` utterances, shortest first."""
-        device = next(model.parameters()).device
+    def _batch_indices(self, items: list[dict]) -> list[list[int]]:
+        """Indices into ``items`` in batches of ``decode.batch_size``, shortest first."""
         order = sorted(range(len(items)), key=lambda i: items[i]["feats"].size(0))
         bs = self.cfg.decode.batch_size
-        for start in range(0, len(order), bs):
-            idx = order[start : start + bs]
+        return [order[start : start + bs] for start in range(0, len(order), bs)]
+
+    def _encoded_batches(self, model, items: list[dict]):
+        """``(indices into items, enc (B, T', H), enc_lengths (B,))`` per :meth:`_batch_indices` batch."""
+        device = next(model.parameters()).device
+        for idx in self._batch_indices(items):
             batch = move_to(self.collate([{"feats": items[i]["feats"]} for i in idx]), device)
             yield (idx, *model.encode(batch["feats"], batch["feat_lengths"]))
 
@@ -474,10 +476,8 @@ class ASRTask(AudioTask):
         """Token-mean training loss on ``items`` (eval mode: no dropout, no SpecAugment)."""
         device = next(model.parameters()).device
         total, n = 0.0, 0
-        order = sorted(range(len(items)), key=lambda i: items[i]["feats"].size(0))
-        bs = self.cfg.decode.batch_size
-        for start in range(0, len(order), bs):
-            out = model(move_to(self.collate([items[i] for i in order[start : start + bs]]), device))
+        for idx in self._batch_indices(items):
+            out = model(move_to(self.collate([items[i] for i in idx]), device))
             total += float(out["loss"]) * out["n"]
             n += out["n"]
         return total / max(n, 1)

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             raise DataError(f"{len(ids)} rows for the {len(dev)} utterances of {args.dev}", args.scores)
         top = scores.topk(min(2, scores.size(1)), dim=1)
         labels = top.indices[:, 0].tolist()
-        margins = (top.values[:, 0] - top.values[:, -1]).tolist() if scores.size(1) > 1 else [0.0] * len(ids)
+        margins = (top.values[:, 0] - top.values[:, -1]).tolist()  # 0 with a single candidate
         hyps = [cands[k] for k in labels]
         chosen = select(labels, margins, args.keep)
         why = f"below the margin of the best {args.keep:g} of their label"

@@ -58,15 +58,12 @@ fold() {
 stage() {
     local spk=$1 out=$2 train=$3
     shift 3
-    local s scores=()
+    local s dir extra scores=()
     for ((s = 1; s <= seeds; s++)); do
-        if [ $s = 1 ]; then
-            train_and_decode "$spk" $out "$train" "$@"
-            scores+=($out/dev_closed.scores.tsv)
-        else
-            train_and_decode "$spk" ${out}_seed$s "$train" "$@" train.seed=$s
-            scores+=(${out}_seed$s/dev_closed.scores.tsv)
-        fi
+        dir=$out extra=()
+        if [ $s -gt 1 ]; then dir=${out}_seed$s extra=(train.seed=$s); fi
+        train_and_decode "$spk" $dir "$train" "$@" "${extra[@]}"
+        scores+=($dir/dev_closed.scores.tsv)
     done
     if [ "$seeds" -gt 1 ]; then
         python recipes/asr/fsdd/ensemble.py --scores "${scores[@]}" --ref $out/dev.ref --out ${out}_ens \
