@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqkit.search.assign import balanced_assignment, equal_counts
 from seqkit.search.beam import (
     Hypothesis,
     beam_search,
@@ -612,3 +613,31 @@ def test_cuda_graph_search_equals_eager(device):
             assert [(h.finished, h.length) for h in g] == [(h.finished, h.length) for h in e]
             assert [h.score for h in g] == pytest.approx([h.score for h in e], rel=1e-9)
             assert [h.components["decoder"] for h in g] == pytest.approx([h.log_prob for h in e], rel=1e-9)
+
+
+def test_balanced_assignment_is_the_best_labelling_with_the_given_counts():
+    """Against brute force over every labelling of 6 items into 3 classes with counts (2, 1, 3)
+    and with the default equal counts (2, 2, 2): the assignment's total is the maximum."""
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        scores = torch.randn(6, 3, generator=g)
+        for counts in ([2, 1, 3], None):
+            want = equal_counts(6, 3) if counts is None else counts
+            labels = balanced_assignment(scores, counts)
+            assert torch.bincount(labels, minlength=3).tolist() == want
+            best = max(sum(scores[i, c].item() for i, c in enumerate(lab))
+                       for lab in itertools.product(range(3), repeat=6)
+                       if [lab.count(k) for k in range(3)] == want)
+            assert scores[torch.arange(6), labels].sum().item() == pytest.approx(best)
+
+
+def test_balanced_assignment_moves_the_least_certain_item_and_handles_minus_inf():
+    # argmax says class 0 three times; with 2 + 2 the item with the smallest loss from moving goes
+    scores = torch.tensor([[0.0, -5.0], [0.0, -1.0], [0.0, -9.0], [-3.0, 0.0]])
+    assert balanced_assignment(scores).tolist() == [0, 1, 0, 1]
+    # -inf (an input too short for a candidate) is given only where the counts force it
+    scores = torch.tensor([[0.0, float("-inf")], [0.0, float("-inf")]])
+    assert sorted(balanced_assignment(scores).tolist()) == [0, 1]
+    assert equal_counts(7, 3) == [3, 2, 2]
+    with pytest.raises(ValueError, match="summing to 4"):
+        balanced_assignment(torch.zeros(4, 2), [1, 1])

@@ -1,9 +1,11 @@
 """Search over incremental decoders (the step/state contract of :mod:`seqkit.search.state`).
 
 Greedy and batched beam search with GNMT length penalty, n-best, LM shallow fusion and joint
-CTC/attention scoring; CTC greedy/prefix beam search with LM fusion; LM scorers.
+CTC/attention scoring; CTC greedy/prefix beam search with LM fusion; LM scorers;
+balanced (count-constrained) assignment of a whole set to classes.
 """
 
+from seqkit.search.assign import balanced_assignment, equal_counts
 from seqkit.search.beam import (
     GreedyResult,
     Hypothesis,
@@ -36,10 +38,12 @@ __all__ = [
     "State",
     "Stepper",
     "WordSegment",
+    "balanced_assignment",
     "beam_search",
     "beam_search_per_sentence",
     "ctc_prefix_beam_search",
     "ctc_word_segments",
+    "equal_counts",
     "ctc_prefix_beam_search_batch",
     "expand_state",
     "gnmt_length_penalty",
