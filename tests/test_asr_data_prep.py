@@ -433,6 +433,7 @@ def test_fsdd_class_balanced_pseudo_labels_and_ensemble(tmp_path):
     """pseudo_label.py --scores --keep keeps, per best candidate, the share with the largest
     margins; ensemble.py averages score tables and scores the argmax against the references;
     a malformed table names its file and line."""
+    from seqkit.search import balanced_assignment, equal_counts
     from seqkit.tasks.asr import read_candidate_scores, write_candidate_scores
 
     src, out = make_fsdd(tmp_path / "fsdd"), tmp_path / "out"
@@ -465,6 +466,17 @@ def test_fsdd_class_balanced_pseudo_labels_and_ensemble(tmp_path):
     row = {f"pseudo_{u.id}": i for i, u in enumerate(dev)}
     assert all(u.text == cands[row[u.id] % 2] for u in pseudo)
     assert f"{len(expect)} pseudo-labelled" in res.stdout
+    # --balanced: each candidate labels equal_counts(n, 3) rows; the cheapest way there moves the
+    # rows of smallest margin (the first evens and the first odds) from ONE / TWO to NINE
+    res = subprocess.run([sys.executable, str(script / "pseudo_label.py"), "--train", str(fold / "train.jsonl"),
+                          "--dev", str(fold / "dev.jsonl"), "--scores", str(tmp_path / "a.tsv"), "--balanced",
+                          "--out", str(tmp_path / "bal.jsonl")], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    counts = equal_counts(n, 3)
+    evens, odds = list(range(0, n, 2)), list(range(1, n, 2))
+    nine = evens[: len(evens) - counts[0]] + odds[: len(odds) - counts[1]]
+    labelled = {u.id: u.text for u in read_manifest(tmp_path / "bal.jsonl", allow_outside=True)[len(train):]}
+    assert labelled == {f"pseudo_{u.id}": "NINE" if i in nine else cands[i % 2] for i, u in enumerate(dev)}
     # ensemble: table b prefers NINE by 3 everywhere; in the mean, NINE wins only where a's margin
     # (i + 1) is below 3: rows 0 and 1
     b = torch.full((n, 3), -50.0)
@@ -484,6 +496,8 @@ def test_fsdd_class_balanced_pseudo_labels_and_ensemble(tmp_path):
     hyps = (tmp_path / "ens" / "dev_closed.hyp").read_text().splitlines()
     assert hyps == [cands[int(k)] for k in ((a + b) / 2).argmax(-1)]
     assert hyps[:2] == ["NINE", "NINE"] and metrics["sentence_accuracy"] == (n - 2) / n
+    balanced = [cands[k] for k in balanced_assignment((a + b) / 2).tolist()]
+    assert metrics["balanced_accuracy"] == sum(h == cands[i % 2] for i, h in enumerate(balanced)) / n
     (tmp_path / "bad.tsv").write_text("id\tONE\tTWO\nu1\t-1\t-2\nu2\t-1\n")
     with pytest.raises(DataError, match=r"bad.tsv:3: 1 scores where the header names 2"):
         read_candidate_scores(tmp_path / "bad.tsv")

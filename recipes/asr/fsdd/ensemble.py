@@ -6,7 +6,10 @@ product of experts), its transcripts and, against the references, its digit accu
 
 Writes ``OUT/dev_closed.scores.tsv`` (the mean table, which ``pseudo_label.py --scores`` reads),
 ``OUT/dev_closed.hyp`` and ``OUT/dev_metrics_closed.json`` (``sentence_accuracy``: the share of
-utterances whose transcript equals the reference; the references are read for this figure only).
+utterances whose transcript equals the reference; the references are read for this figure only)
+and ``balanced_accuracy``: the same for the labelling of the whole set in which every candidate
+labels equally many utterances (``seqkit.search.balanced_assignment``): a transductive figure,
+valid only where the classes are known to be balanced, as they are in FSDD.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from seqkit.errors import DataError, SeqkitError
 from seqkit.metrics.io import read_text_lines
+from seqkit.search import balanced_assignment
 from seqkit.tasks.asr import read_candidate_scores, write_candidate_scores
 
 
@@ -35,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(refs) != len(ids):
         raise DataError(f"{len(refs)} references for the {len(ids)} utterances of {args.scores[0]}", args.ref)
 
-    def accuracy(scores) -> float:  # (N, K) -> share of argmax transcripts equal to the reference
-        return sum(cands[k] == r for k, r in zip(scores.argmax(-1).tolist(), refs)) / len(refs)
+    def accuracy(labels) -> float:  # (N,) candidate indices -> share of transcripts equal to the reference
+        return sum(cands[k] == r for k, r in zip(labels.tolist(), refs)) / len(refs)
 
     mean = sum(t[2] for t in tables) / len(tables)  # (N, K)
     out = Path(args.out)
@@ -44,11 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     write_candidate_scores(out / "dev_closed.scores.tsv", ids, cands, mean)
     hyps = [cands[k] for k in mean.argmax(-1).tolist()]
     (out / "dev_closed.hyp").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-    metrics = {"sentence_accuracy": accuracy(mean), "utterances": len(ids), "models": args.scores,
-               "single_model_accuracy": [accuracy(t[2]) for t in tables]}
+    metrics = {"sentence_accuracy": accuracy(mean.argmax(-1)), "utterances": len(ids), "models": args.scores,
+               "single_model_accuracy": [accuracy(t[2].argmax(-1)) for t in tables],
+               "balanced_accuracy": accuracy(balanced_assignment(mean))}
     (out / "dev_metrics_closed.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     print(f"{out}: ensemble of {len(args.scores)}: accuracy {metrics['sentence_accuracy']:.4f} "
-          f"(single models {', '.join(f'{a:.4f}' for a in metrics['single_model_accuracy'])})")
+          f"(single models {', '.join(f'{a:.4f}' for a in metrics['single_model_accuracy'])}); "
+          f"{metrics['balanced_accuracy']:.4f} with balanced assignment")
     return 0
 
 

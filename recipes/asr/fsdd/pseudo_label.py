@@ -14,7 +14,10 @@ candidate.  With scores, ``--keep F`` keeps only the share F of each candidate's
 with the largest margin between the best and the second-best log-likelihood: class-balanced
 self-training (Zou et al. 2018, "Unsupervised Domain Adaptation for Semantic Segmentation via
 Class-Balanced Self-Training"), so that neither a digit the model over-predicts nor its least
-certain labels dominate the next round.
+certain labels dominate the next round.  ``--balanced`` labels the recordings jointly instead of
+one by one: the labelling of highest total log-likelihood in which every candidate labels the same
+number of recordings (``seqkit.search.balanced_assignment``; FSDD speakers say each digit equally
+often), and the margin is then the assigned candidate's score minus the best other one's.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import torch
+
 from seqkit.data.manifest import read_manifest, write_manifest
 from seqkit.errors import DataError, SeqkitError
+from seqkit.search import balanced_assignment
 from seqkit.tasks.asr import read_candidate_scores
 
 
@@ -49,12 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--scores", help="closed-vocabulary score table (TSV) of the --dev recordings")
     p.add_argument("--keep", type=float, default=1.0,
                    help="with --scores: share of each candidate's recordings kept, by margin (default 1: all)")
+    p.add_argument("--balanced", action="store_true",
+                   help="with --scores: label jointly, each candidate the same number of recordings")
     p.add_argument("--out", required=True, help="combined manifest to write")
     args = p.parse_args(argv)
     if not 0 < args.keep <= 1:
         p.error(f"--keep must be in (0, 1], got {args.keep}")
-    if args.hyp is not None and args.keep < 1:
-        p.error("--keep needs --scores (margins)")
+    if args.hyp is not None and (args.keep < 1 or args.balanced):
+        p.error("--keep and --balanced need --scores")
     train = read_manifest(args.train, allow_outside=True)
     dev = read_manifest(args.dev, allow_outside=True)
     if args.hyp is not None:
@@ -71,9 +79,16 @@ def main(argv: list[str] | None = None) -> int:
                                 "manifest's order)", args.scores, line)
         if len(ids) != len(dev):
             raise DataError(f"{len(ids)} rows for the {len(dev)} utterances of {args.dev}", args.scores)
-        top = scores.topk(min(2, scores.size(1)), dim=1)
-        labels = top.indices[:, 0].tolist()
-        margins = (top.values[:, 0] - top.values[:, -1]).tolist()  # 0 with a single candidate
+        if args.balanced:
+            assigned = balanced_assignment(scores)  # (N,)
+        else:
+            assigned = scores.argmax(dim=1)
+        mine = scores.gather(1, assigned[:, None]).squeeze(1)  # (N,)
+        others = scores.scatter(1, assigned[:, None], float("-inf")).amax(dim=1)  # (N,); -inf with one candidate
+        labels = assigned.tolist()
+        margins = mine - others  # (N,); inf with a single candidate
+        # NaN where every candidate is -inf (the input too short for all): the least certain
+        margins = torch.where(margins.isnan(), float("-inf"), margins).tolist()
         hyps = [cands[k] for k in labels]
         chosen = select(labels, margins, args.keep)
         why = f"below the margin of the best {args.keep:g} of their label"

@@ -4,7 +4,7 @@
 # over the ten digit words, built from the fold's training transcripts); and closed-vocabulary
 # decoding (decode.method ctc_closed: the digit word of highest CTC likelihood, digits.txt). Prints
 # the digit accuracy (sentence accuracy: each utterance is one digit) of each.
-# Usage: [JOBS=2] [SEEDS=3] [SELF_TRAIN=1] [KEEP="0.6 0.8 1"] bash recipes/asr/fsdd/run_folds.sh [config] [overrides ...]
+# Usage: [JOBS=2] [SEEDS=3] [SELF_TRAIN=1] [KEEP="0.6 0.8 1"] [ASSIGN="argmax balanced"] bash recipes/asr/fsdd/run_folds.sh [config] [overrides ...]
 #   JOBS: folds trained at once (default 1; 2 on a 2-core machine, with train.num_threads=1)
 #   OUT: output prefix (default exp/asr_fsdd): OUT_<speaker>/ holds dev_metrics_{beam,lexicon,closed}.json,
 #        dev_{beam,lexicon,closed}.hyp and dev_closed.scores.tsv, OUT_<speaker>.log the training log
@@ -16,6 +16,9 @@
 #        read), in OUT_<speaker>_st/, OUT_<speaker>_st2/, ...
 #   KEEP: share of each digit's pseudo-labelled recordings kept in round 1, 2, ... (the last value
 #        repeats; default 1: all), the most certain first (class-balanced self-training)
+#   ASSIGN: how round 1, 2, ... labels the recordings (the last value repeats): argmax (default),
+#        each recording its best digit, or balanced, the whole set jointly with every digit labelling
+#        equally many recordings (pseudo_label.py --balanced)
 #   A model whose dev_metrics_beam.json exists is not retrained, and a decoding already written is
 #   not redone (a killed run resumes there); FRESH=1 retrains everything.
 set -euo pipefail
@@ -25,6 +28,7 @@ shift || true
 jobs=${JOBS:-1}
 seeds=${SEEDS:-1}
 read -ra keep <<< "${KEEP:-1}"
+read -ra assign <<< "${ASSIGN:-argmax}"
 prefix=${OUT:-exp/asr_fsdd}
 mkdir -p exp/fsdd_lm "$(dirname "$prefix")"
 
@@ -37,16 +41,22 @@ fold() {
     seqkit ngram --order 1 --train exp/fsdd_lm/train_text_$spk.txt --arpa exp/fsdd_lm/digits1_$spk.arpa \
         > exp/fsdd_lm/digits1_$spk.log 2>&1
     stage "$spk" "$out" data/fsdd/heldout_$spk/train.jsonl "$@"
-    local prev=$out next k
+    local prev=$out next k mode flags
     if [ "$seeds" -gt 1 ]; then prev=${out}_ens; fi
     for ((r = 1; r <= ${SELF_TRAIN:-0}; r++)); do
         next=${out}_st$([ $r -gt 1 ] && echo $r || true)
         k=${keep[$((r <= ${#keep[@]} ? r - 1 : ${#keep[@]} - 1))]}
+        mode=${assign[$((r <= ${#assign[@]} ? r - 1 : ${#assign[@]} - 1))]}
+        case $mode in
+            argmax) flags=() ;;
+            balanced) flags=(--balanced) ;;
+            *) echo "ASSIGN: argmax or balanced, not $mode" >&2; exit 2 ;;
+        esac
         if [ "${FRESH:-0}" = 1 ] || [ ! -f $next/self_train.jsonl ]; then
             mkdir -p $next
             python recipes/asr/fsdd/pseudo_label.py --train data/fsdd/heldout_$spk/train.jsonl \
                 --dev data/fsdd/heldout_$spk/dev.jsonl --scores $prev/dev_closed.scores.tsv --keep $k \
-                --out $next/self_train.jsonl > $next.pseudo.log
+                "${flags[@]}" --out $next/self_train.jsonl > $next.pseudo.log
         fi
         stage "$spk" $next $next/self_train.jsonl "$@"
         prev=$next
@@ -119,7 +129,8 @@ for suffix in ["", "_st"][: rounds + 1] + [f"_st{r}" for r in range(2, rounds + 
         if seeds > 1:
             e = json.load(open(f"{prefix}_{spk}{suffix}_ens/dev_metrics_closed.json"))
             ens.append(e["sentence_accuracy"])
-            line += f"; ensemble of {seeds} seeds {ens[-1]:.4f} closed-vocabulary"
+            line += (f"; ensemble of {seeds} seeds {ens[-1]:.4f} closed-vocabulary, "
+                     f"{e['balanced_accuracy']:.4f} with balanced assignment")
         print(line)
     mean = [sum(a[i] for a in accs) / len(accs) for i in range(3)]
     line = f"mean{suffix}: {mean[0]:.4f} beam, {mean[1]:.4f} lexicon, {mean[2]:.4f} closed"
