@@ -431,8 +431,9 @@ def test_fsdd_pseudo_label_manifest(tmp_path):
 
 def test_fsdd_class_balanced_pseudo_labels_and_ensemble(tmp_path):
     """pseudo_label.py --scores --keep keeps, per best candidate, the share with the largest
-    margins; ensemble.py averages score tables and scores the argmax against the references;
-    a malformed table names its file and line."""
+    margins, and --balanced labels the set jointly with equal counts; ensemble.py averages score
+    tables and scores the argmax and the balanced assignment against the references; a malformed
+    table names its file and line."""
     from seqkit.search import balanced_assignment, equal_counts
     from seqkit.tasks.asr import read_candidate_scores, write_candidate_scores
 
