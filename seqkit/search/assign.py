@@ -30,6 +30,9 @@ def balanced_assignment(scores: torch.Tensor, counts: Sequence[int] | None = Non
         counts: ``K`` non-negative integers summing to ``N``; default :func:`equal_counts`.
     Returns:
         ``(N,)`` int64 class indices.
+
+    The problem is solved as an ``(N, N)`` assignment: O(N^2) memory and up to O(N^3) time, which
+    takes under a second for FSDD's 500 recordings per speaker (N = 10,000 would need ~0.8 GB).
     """
     from scipy.optimize import linear_sum_assignment  # here: SciPy's import costs ~0.5 s
 
