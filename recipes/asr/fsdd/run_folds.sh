@@ -32,6 +32,13 @@ read -ra assign <<< "${ASSIGN:-argmax}"
 prefix=${OUT:-exp/asr_fsdd}
 mkdir -p exp/fsdd_lm "$(dirname "$prefix")"
 
+# round_value LIST R: the R-th value (1-based) of the array named LIST, or its last one past the end
+round_value() {
+    local -n list=$1
+    local i=$(($2 <= ${#list[@]} ? $2 - 1 : ${#list[@]} - 1))
+    echo "${list[$i]}"
+}
+
 fold() {
     local spk=$1 out=${prefix}_$1
     shift
@@ -45,8 +52,8 @@ fold() {
     if [ "$seeds" -gt 1 ]; then prev=${out}_ens; fi
     for ((r = 1; r <= ${SELF_TRAIN:-0}; r++)); do
         next=${out}_st$([ $r -gt 1 ] && echo $r || true)
-        k=${keep[$((r <= ${#keep[@]} ? r - 1 : ${#keep[@]} - 1))]}
-        mode=${assign[$((r <= ${#assign[@]} ? r - 1 : ${#assign[@]} - 1))]}
+        k=$(round_value keep $r)
+        mode=$(round_value assign $r)
         case $mode in
             argmax) flags=() ;;
             balanced) flags=(--balanced) ;;
