@@ -36,6 +36,34 @@ def _one_thread():
 # ----------------------------------------------------------------------------- locked dropout
 
 
+def test_dropout_zeroes_a_fraction_p_scales_the_rest_and_passes_the_mask_to_the_gradient():
+    from seqkit.nn.dropout import Dropout, dropout
+
+    torch.manual_seed(0)
+    x = torch.rand(200, 300) + 0.5  # no zeros of its own
+    for p in (0.1, 0.3, 0.7):
+        y = dropout(x, p)
+        kept = y != 0
+        assert abs(kept.float().mean().item() - (1 - p)) < 0.01  # 60,000 draws
+        assert torch.allclose(y[kept], x[kept] / (1 - p))
+    torch.manual_seed(3)
+    a = dropout(x, 0.3)
+    torch.manual_seed(3)
+    assert torch.equal(a, dropout(x, 0.3))  # the global RNG reproduces it
+    xg = x.clone().requires_grad_()
+    y = dropout(xg, 0.4)
+    (g,) = torch.autograd.grad(y.sum(), xg)
+    assert torch.equal(g, (y != 0).float() / 0.6)
+    assert dropout(x, 0.3, training=False) is x and dropout(x, 0.0) is x
+    assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))
+    half = dropout(x.to(torch.bfloat16), 0.5)
+    assert half.dtype == torch.bfloat16 and abs((half != 0).float().mean().item() - 0.5) < 0.01
+    m = Dropout(0.25)
+    assert m.p == 0.25 and torch.equal(m.eval()(x), x)
+    with pytest.raises(ValueError, match="p must be in"):
+        dropout(x, 1.5)
+
+
 def test_locked_dropout_mask_shared_over_time_and_distinct_across_batch():
     torch.manual_seed(0)
     x = torch.randn(6, 7, 50)
@@ -531,3 +559,4 @@ def test_cache_pointer_on_rnnlm_outputs():
     got = cache_pointer_log_probs(lp, hiddens[0], text[0, 1:], 5, 0.6, 0.25)
     ref = _brute_force_cache(lp, hiddens[0], text[0, 1:], 5, 0.6, 0.25)
     assert torch.allclose(got, ref, atol=1e-12)
+

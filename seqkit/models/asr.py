@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from ..nn.ctc import CTCHead
 from ..nn.decoder import AttentionalDecoder
+from ..nn.dropout import Dropout
 from ..nn.frontend import ConvSubsampling, SpecAugment, stack_frames, stacked_lengths
 from ..nn.losses import sequence_cross_entropy
 from ..nn.pyramidal import PyramidalEncoder
@@ -107,7 +108,7 @@ class ASRModel(nn.Module):
             rest = enc_layers - 1 - k
             self.top = RNNEncoder(2 * enc_hidden, enc_hidden, rest, True, "lstm", dropout) if rest else None
         self.reduction = time_reduction(front, stack, encoder, enc_layers, reductions)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         d = 2 * enc_hidden
         self.ctc = CTCHead(d, vocab_size, blank=pad_id) if ctc_weight > 0 else None
         self.decoder = None

@@ -38,7 +38,7 @@ from torch.nn import functional as F
 from ..nn.adversarial import adversarial_perturbation
 from ..nn.conv import MaskedConvMaxPool
 from ..nn.dense import Linear
-from ..nn.dropout import embedding_dropout
+from ..nn.dropout import Dropout, embedding_dropout
 from ..nn.embedding import CharCNN
 from ..nn.pooling import SequencePooling
 from ..nn.rnn import RNNEncoder
@@ -104,7 +104,7 @@ class _Classifier(nn.Module):
         if num_chars > 0 and char_filters > 0:
             self.chars = CharCNN(num_chars, char_dim, char_filters, pad_id=char_pad_id)
         self.input_size = emb_dim + (char_filters if self.chars is not None else 0)
-        self.input_drop = nn.Dropout(input_dropout)
+        self.input_drop = Dropout(input_dropout)
 
     def token_vectors(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """batch -> token vectors (B, T, input_size) before input dropout, and the (B, T) mask
@@ -187,12 +187,12 @@ class RNNClassifier(_Classifier):
         self.encoder = RNNEncoder(self.input_size, hidden_size, num_layers, True, cell, dropout)
         h = self.encoder.output_size
         self.pool = SequencePooling(h, pooling)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         if mlp_hidden > 0:
             self.out = nn.Sequential(
                 Linear(h, mlp_hidden),
                 nn.Tanh(),
-                nn.Dropout(dropout),
+                Dropout(dropout),
                 Linear(mlp_hidden, num_classes),
             )
         else:
@@ -224,7 +224,7 @@ class CNNClassifier(_Classifier):
     ):
         super().__init__(vocab_size, num_classes, emb_dim, **kw)
         self.conv = MaskedConvMaxPool(self.input_size, widths, num_filters, "relu")
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.out = Linear(self.conv.output_size, num_classes)
 
     def classify(self, x: torch.Tensor, mask: torch.Tensor, batch: dict):

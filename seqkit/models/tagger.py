@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from ..nn.attention import build_attention
 from ..nn.crf import CRF
 from ..nn.dense import Linear
+from ..nn.dropout import Dropout
 from ..nn.embedding import CharCNN
 from ..nn.pooling import SequencePooling
 from ..nn.rnn import RNNEncoder
@@ -73,7 +74,7 @@ class JointTagger(nn.Module):
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.chars = CharCNN(num_chars, char_dim, char_filters, pad_id=char_pad_id) if num_chars else None
         in_dim = emb_dim + (self.chars.output_size if self.chars else 0)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.encoder = RNNEncoder(in_dim, hidden_size, num_layers, True, cell, dropout)
         h = self.encoder.output_size
         self.slot_attention = None

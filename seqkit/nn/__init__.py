@@ -49,6 +49,7 @@ from seqkit.nn.ctc import (
 from seqkit.nn.decoder import AttentionalDecoder, scheduled_sampling_prob
 from seqkit.nn.dense import Linear, linear, onednn_linear_enabled, set_onednn_linear
 from seqkit.nn.dropout import (
+    Dropout,
     EmbeddingDropout,
     LockedDropout,
     WeightDropGRU,
@@ -75,6 +76,7 @@ __all__ = [
     "CellRNN",
     "ConvSubsampling",
     "CharCNN",
+    "Dropout",
     "ContinuousCache",
     "CopyBatch",
     "CopyNetDecoder",

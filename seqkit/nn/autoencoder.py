@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from seqkit.data.batching import lengths_to_mask
 from seqkit.nn.dense import Linear
+from seqkit.nn.dropout import Dropout
 from seqkit.nn.pyramidal import PyramidalEncoder
 from seqkit.nn.rnn import RNNEncoder, reverse_padded
 
@@ -93,7 +94,7 @@ class SequenceAutoencoder(nn.Module):
             self.bidirectional = bidirectional
         final = hidden_size * (2 if self.bidirectional else 1)
         self.to_embedding = Linear(final, emb_dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.bridge = Linear(emb_dim, 2 * hidden_size)  # initial (h, c) of the decoder
         self.decoder = nn.LSTM(emb_dim, hidden_size, batch_first=True)
         self.out = Linear(hidden_size, input_size)

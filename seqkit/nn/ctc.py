@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from seqkit.data.batching import lengths_to_mask, pad_sequences
 from seqkit.nn.dense import Linear
+from seqkit.nn.dropout import Dropout
 
 __all__ = [
     "CTCHead",
@@ -305,7 +306,7 @@ class CTCHead(nn.Module):
         self.input_size = input_size
         self.vocab_size = vocab_size
         self.blank = blank
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.proj = Linear(input_size, vocab_size)
 
     def extra_repr(self) -> str:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqkit.nn.dropout import Dropout
 from seqkit.nn.rnn import RNNEncoder
 
 __all__ = ["PyramidalEncoder", "concat_adjacent_frames"]
@@ -86,7 +87,7 @@ class PyramidalEncoder(nn.Module):
         self.pyramid = nn.ModuleList(
             RNNEncoder(2 * width, hidden_size, 1, True, cell) for _ in range(num_reductions)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.output_size = width
 
     @staticmethod

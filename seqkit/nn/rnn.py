@@ -31,6 +31,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqkit.data.batching import lengths_to_mask
 from seqkit.nn.cells import CELLS, RecurrentCell, irnn_init_
+from seqkit.nn.dropout import Dropout, dropout
 
 __all__ = ["CellRNN", "RNNEncoder", "masked_scan", "reverse_padded"]
 
@@ -187,7 +188,7 @@ class CellRNN(nn.Module):
         self.cells = nn.ModuleList(cells)
         self.output_size = size
         self.n_states = len(self.cells[0].state_sizes)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self, x: Tensor, lengths: Tensor, state: RNNState | None = None
@@ -395,7 +396,7 @@ class RNNEncoder(nn.Module):
         for layer in range(self.num_layers):
             if layer > 0:
                 if self.training and self.dropout > 0:
-                    y = F.dropout(y, self.dropout, training=True)
+                    y = dropout(y, self.dropout, training=True)
                 y, column = with_flag(y)  # (B, T, H * dirs + extra)
             ws = []
             for sfx in ("", "_reverse")[:dirs]:
@@ -426,7 +427,7 @@ class RNNEncoder(nn.Module):
         hs: list[Tensor] = []
         for layer in range(self.num_layers):
             if layer > 0 and self.training and self.dropout > 0:
-                y = F.dropout(y, self.dropout, training=True)
+                y = dropout(y, self.dropout, training=True)
             args = (True, 1, 0.0, self.training, False, True)
             out, _ = fn(y, zero, self._weights(layer, ""), *args)  # (B, T, H)
             outs = [out]
