@@ -14,7 +14,7 @@ from torch.func import functional_call
 from seqkit.data.batching import lengths_to_mask, pad_sequences
 from seqkit.nn.attention import AdditiveAttention, GeneralAttention, LocationAwareAttention
 from seqkit.nn.decoder import AttentionalDecoder, scheduled_sampling_prob
-from seqkit.nn.losses import sequence_cross_entropy
+from seqkit.nn.losses import linear_cross_entropy, sequence_cross_entropy
 from seqkit.nn.rnn import RNNEncoder
 from seqkit.search.state import expand_state, select_state
 
@@ -388,6 +388,81 @@ def test_sequence_cross_entropy_matches_brute_force():
         sequence_cross_entropy(logits, targets, reduction="mean")
     with pytest.raises(ValueError, match="expected"):
         sequence_cross_entropy(logits, targets[:, :2])
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_linear_cross_entropy_matches_the_unfused_loss_and_gradients(onednn, monkeypatch):
+    """Blocks of 1, 4 and all rows; eps 0 and 0.2; padded rows; sum and token_mean; both
+    product routes (oneDNN and F.linear): value and all three gradients as the unfused loss."""
+    from seqkit.nn.dense import set_onednn_linear
+
+    previous = set_onednn_linear(onednn)
+    try:
+        torch.manual_seed(0)
+        x = torch.randn(3, 5, 64, requires_grad=True)
+        w = torch.randn(40, 64, requires_grad=True)
+        b = torch.randn(40, requires_grad=True)
+        y = torch.randint(1, 40, (3, 5))
+        y[1, 2:] = 0
+        y[2, 4] = 0
+        for eps in (0.0, 0.2):
+            for reduction in ("sum", "token_mean"):
+                ref = sequence_cross_entropy(F.linear(x, w, b), y, 0, eps, reduction)
+                g_ref = torch.autograd.grad(2.5 * ref, (x, w, b))
+                for rows in (1, 4, None):
+                    got = linear_cross_entropy(x, w, b, y, 0, eps, reduction, block_rows=rows)
+                    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5)
+                    for a, g in zip(g_ref, torch.autograd.grad(2.5 * got, (x, w, b))):
+                        assert torch.allclose(a, g, rtol=1e-4, atol=1e-5)
+    finally:
+        set_onednn_linear(previous)
+    # no bias, only x needs a gradient, all rows padded, grad mode off
+    xb = x.detach().requires_grad_()
+    ref = sequence_cross_entropy(F.linear(xb, w.detach()), y, 0, 0.1)
+    got = linear_cross_entropy(xb, w.detach(), None, y, 0, 0.1)
+    assert torch.allclose(got, ref, atol=1e-5)
+    assert torch.allclose(torch.autograd.grad(got, xb)[0], torch.autograd.grad(ref, xb)[0], atol=1e-6)
+    pad = torch.zeros_like(y)
+    assert linear_cross_entropy(x, w, b, pad).item() == 0.0
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # falls back to the unfused loss
+        assert torch.equal(linear_cross_entropy(x, w, b, y), sequence_cross_entropy(F.linear(x, w, b), y))
+    import seqkit.nn.losses as losses_mod
+
+    calls = []
+    real_mm_t = losses_mod.mm_t
+    monkeypatch.setattr(losses_mod, "mm_t", lambda *a: calls.append(1) or real_mm_t(*a))
+    with torch.no_grad():  # logits only: one product per block, no gradient products
+        got = linear_cross_entropy(x, w, b, y, 0, 0.1, block_rows=4)
+    assert torch.allclose(got, sequence_cross_entropy(F.linear(x, w, b), y, 0, 0.1))
+    assert len(calls) == 4  # 15 rows in blocks of 4
+    with pytest.raises(ValueError, match="reduction"):
+        linear_cross_entropy(x, w, b, y, reduction="none")
+    with pytest.raises(ValueError, match="expected"):
+        linear_cross_entropy(x, w, b, y[:, :2])
+
+
+def test_decoder_token_loss_without_logits_equals_the_loss_of_the_logits():
+    """project=False + token_loss (the fused path) = sequence_cross_entropy of the logits,
+    in train mode with dropout (same seed), with tied output weights."""
+    dec = AttentionalDecoder(12, 16, 16, 32, dropout=0.3, tie_embeddings=True)
+    torch.manual_seed(1)
+    memory, mask = torch.randn(2, 5, 32), lengths_to_mask(torch.tensor([5, 3]), 5)
+    tokens = torch.tensor([[1, 4, 5, 6], [1, 7, 0, 0]])
+    targets = torch.tensor([[4, 5, 6, 2], [7, 2, 0, 0]])
+    dec.train()
+    losses, grads = [], []
+    for project in (True, False):
+        torch.manual_seed(7)
+        out = dec(tokens, memory, mask, project=project)
+        assert ("logits" in out) == project and ("outputs" in out) != project
+        loss = dec.token_loss(out, targets, 0, 0.1)
+        losses.append(loss)
+        grads.append(torch.autograd.grad(loss, list(dec.parameters()), allow_unused=True))
+    assert torch.allclose(losses[0], losses[1], atol=1e-6)
+    assert sum(g is not None for g in grads[0]) >= 8  # embedding/output, cell, attention, W_c
+    for a, b in zip(*grads):
+        assert (a is None) == (b is None)
+        assert a is None or torch.allclose(a, b, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- overfit

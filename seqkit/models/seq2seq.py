@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ..data.batching import lengths_to_mask
 from ..nn.copy import CopyNetDecoder, PointerGeneratorDecoder
 from ..nn.decoder import AttentionalDecoder
-from ..nn.losses import sequence_cross_entropy
+from ..nn.dropout import Dropout
 from ..nn.rnn import RNNEncoder
 from ..search.state import State
 
@@ -81,7 +81,7 @@ class Seq2Seq(nn.Module):
         self.copy = copy != "none"
         self.label_smoothing = label_smoothing
         self.src_embed = nn.Embedding(src_vocab, emb_dim, padding_idx=pad_id)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.encoder = RNNEncoder(emb_dim, enc_hidden, enc_layers, True, cell, dropout)
         memory = 2 * enc_hidden
         common = dict(
@@ -131,6 +131,6 @@ class Seq2Seq(nn.Module):
             out = self.decoder(batch["tgt_in"], memory, mask, batch["src_ext"], batch["n_oov"], enc_final)
             loss = self.decoder.loss(out, tgt_out, real)
         else:
-            out = self.decoder(batch["tgt_in"], memory, mask, enc_final)
-            loss = sequence_cross_entropy(out["logits"], tgt_out, self.pad_id, self.label_smoothing)
+            out = self.decoder(batch["tgt_in"], memory, mask, enc_final, project=False)
+            loss = self.decoder.token_loss(out, tgt_out, self.pad_id, self.label_smoothing)
         return {"loss": loss, "n": int(real.sum()), "weights": out["weights"]}

@@ -60,7 +60,7 @@ from seqkit.nn.dropout import (
 from seqkit.nn.embedding import CharCNN
 from seqkit.nn.frontend import ConvSubsampling, SpecAugment, stack_frames, stacked_lengths
 from seqkit.nn.lm import RNNLM, ContinuousCache, cache_pointer_log_probs
-from seqkit.nn.losses import sequence_cross_entropy
+from seqkit.nn.losses import linear_cross_entropy, sequence_cross_entropy
 from seqkit.nn.pointer import POINTER_START, PointerNetwork
 from seqkit.nn.pooling import SequencePooling
 from seqkit.nn.pyramidal import PyramidalEncoder, concat_adjacent_frames
@@ -122,6 +122,7 @@ __all__ = [
     "extend_target",
     "extended_log_probs",
     "extended_to_tokens",
+    "linear_cross_entropy",
     "locked_dropout",
     "masked_scan",
     "linear",

@@ -36,6 +36,8 @@ from torch import Tensor, nn
 from seqkit.nn.attention import build_attention
 from seqkit.nn.cells import TorchGRUCell, TorchLSTMCell
 from seqkit.nn.dense import Linear
+from seqkit.nn.dropout import Dropout
+from seqkit.nn.losses import linear_cross_entropy, sequence_cross_entropy
 from seqkit.search.state import State
 
 __all__ = ["AttentionalDecoder", "scheduled_sampling_prob"]
@@ -161,7 +163,7 @@ class AttentionalDecoder(nn.Module):
             self.out_proj.weight = self.embedding.weight
         n_init = num_layers * (2 if cell == "lstm" else 1)
         self.bridge = Linear(memory_size, n_init * hidden_size) if bridge else None
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     # ------------------------------------------------------------------ state
 
@@ -212,7 +214,11 @@ class AttentionalDecoder(nn.Module):
     # ------------------------------------------------------------------ one step
 
     def core(
-        self, prev_tokens: Tensor, state: State, extra_input: Tensor | None = None
+        self,
+        prev_tokens: Tensor,
+        state: State,
+        extra_input: Tensor | None = None,
+        embedded: Tensor | None = None,
     ) -> tuple[dict[str, Tensor], State]:
         """One decoder step without the vocabulary projection.
 
@@ -220,6 +226,8 @@ class AttentionalDecoder(nn.Module):
             prev_tokens: (N,) long, the previous token of each row (BOS first).
             state: from :meth:`init_state` (possibly expanded / reordered by search).
             extra_input: (N, X), required iff ``extra_input_size > 0``.
+            embedded: (N, E), ``dropout(embedding(prev_tokens))`` when the caller made it
+                already (teacher forcing embeds all steps in one call); else made here.
 
         Returns ``(out, new_state)``; ``out`` holds ``output`` (N, H) the attentional vector
         ``h~_t``, ``context`` (N, Dm), ``weights`` (N, S) (0 at padding), ``hidden`` (N, H)
@@ -232,7 +240,7 @@ class AttentionalDecoder(nn.Module):
                 f"extra_input is required iff extra_input_size > 0 "
                 f"(extra_input_size={self.extra_input_size})"
             )
-        emb = self.drop(self.embedding(prev_tokens))  # (N, E)
+        emb = self.drop(self.embedding(prev_tokens)) if embedded is None else embedded  # (N, E)
         parts = [emb]
         if self.input_feeding:
             parts.append(state["feed"])
@@ -275,6 +283,19 @@ class AttentionalDecoder(nn.Module):
         """Vocabulary scores ``W_s dropout(h~) + b_s``: (..., H) -> (..., V)."""
         return self.out_proj(self.drop(output))
 
+    def token_loss(
+        self, out: dict[str, Tensor], targets: Tensor, pad_id: int, label_smoothing: float = 0.0
+    ) -> Tensor:
+        """Token-mean label-smoothed cross-entropy of ``targets`` (B, L) under the output of
+        :meth:`forward`: from its ``logits`` when present, else (``project=False``) from its
+        ``outputs`` through :func:`~seqkit.nn.losses.linear_cross_entropy` (on the CPU the
+        logits are then never held whole)."""
+        if "logits" in out:
+            return sequence_cross_entropy(out["logits"], targets, pad_id, label_smoothing)
+        x = self.drop(out["outputs"])  # (B, L, H)
+        w, b = self.out_proj.weight, self.out_proj.bias
+        return linear_cross_entropy(x, w, b, targets, pad_id, label_smoothing)
+
     def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
         """Search contract: ``tokens`` (N,) -> (log-probabilities (N, V), new state)."""
         out, state = self.core(tokens, state)
@@ -291,6 +312,7 @@ class AttentionalDecoder(nn.Module):
         sampling_prob: float = 0.0,
         sampling: Literal["sample", "argmax"] = "sample",
         generator: torch.Generator | None = None,
+        project: bool = True,
     ) -> dict[str, Tensor]:
         """Decode ``tokens_in`` (B, L) = ``[BOS, y_1 .. y_{L-1}]`` with teacher forcing.
 
@@ -308,6 +330,9 @@ class AttentionalDecoder(nn.Module):
         Returns a dict with ``logits`` (B, L, V), attention ``weights`` (B, L, S),
         ``inputs`` (B, L) the tokens actually fed and, with coverage, ``coverage_loss``
         (B, L) = ``sum_j min(a_j^t, c_j^t)`` (not masked: multiply by the target mask).
+        With ``project=False`` and no scheduled sampling, ``outputs`` (B, L, H) (the
+        attentional vectors ``h~_t``) replace ``logits``: :meth:`token_loss` then computes the
+        loss without materialising the logits.
         """
         if not 0.0 <= sampling_prob <= 1.0:
             raise ValueError(f"sampling_prob must be in [0, 1], got {sampling_prob}")
@@ -317,6 +342,8 @@ class AttentionalDecoder(nn.Module):
         state = self.init_state(memory, memory_mask, enc_final)
         b, steps = tokens_in.shape
         logits, outputs, weights, fed, cov_loss = [], [], [], [], []
+        # teacher-forced inputs embedded in one call: one (V, E) embedding gradient, not L
+        embedded = None if scheduled else self.drop(self.embedding(tokens_in)).unbind(1)
         for t in range(steps):
             inp = tokens_in[:, t]
             if scheduled and t > 0:
@@ -328,7 +355,7 @@ class AttentionalDecoder(nn.Module):
                     pred = torch.multinomial(probs, 1, generator=generator).squeeze(1)
                 draw = torch.rand(b, generator=generator, device=tokens_in.device)
                 inp = torch.where(draw < sampling_prob, pred, inp)  # (B,)
-            out, new_state = self.core(inp, state)
+            out, new_state = self.core(inp, state, embedded=None if scheduled else embedded[t])
             if self.coverage:
                 cov_loss.append(torch.minimum(out["weights"], state["coverage"]).sum(-1))
             state = new_state
@@ -338,13 +365,16 @@ class AttentionalDecoder(nn.Module):
                 outputs.append(out["output"])  # (B, H)
             weights.append(out["weights"])
             fed.append(inp)
-        # teacher forcing: one (B * L, H) x (H, V) product instead of L small ones
-        all_logits = torch.stack(logits, 1) if scheduled else self.logits(torch.stack(outputs, 1))
         res = {
-            "logits": all_logits,  # (B, L, V)
             "weights": torch.stack(weights, dim=1),  # (B, L, S)
             "inputs": torch.stack(fed, dim=1),  # (B, L)
         }
+        if scheduled:
+            res["logits"] = torch.stack(logits, 1)  # (B, L, V)
+        elif project:  # teacher forcing: one (B * L, H) x (H, V) product, not L small ones
+            res["logits"] = self.logits(torch.stack(outputs, 1))  # (B, L, V)
+        else:
+            res["outputs"] = torch.stack(outputs, 1)  # (B, L, H)
         if self.coverage:
             res["coverage_loss"] = torch.stack(cov_loss, dim=1)  # (B, L)
         return res

@@ -38,6 +38,7 @@ __all__ = [
     "Linear",
     "addmm_t",
     "linear",
+    "mm_t",
     "onednn_applies",
     "onednn_linear_enabled",
     "set_onednn_linear",
@@ -121,6 +122,14 @@ def onednn_applies(x: Tensor, weight: Tensor) -> bool:
         return False
     n = weight.shape[0]
     return n >= _MIN_OUT_FEATURES and x.numel() * n >= _MIN_MACS
+
+
+def mm_t(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``a (M, K) @ b (N, K)^T [+ bias (N,)] -> (M, N)`` without autograd: oneDNN where
+    :func:`onednn_applies`, else ``F.linear``.  For code that makes its own gradients."""
+    if onednn_applies(a, b):
+        return _mm_t(a.contiguous(), b, bias)
+    return F.linear(a, b, bias)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
