@@ -9,7 +9,7 @@ source scripts/env.sh
 LOG="${1:-exp/bench_logs}"
 mkdir -p "$LOG"
 status=0
-for b in dense_speed encoder_speed beam_speed ctc_decode_speed ctc_peers nmt_peers asr_peers machine_limit cost_growth bf16 \
+for b in dense_speed encoder_speed beam_speed ctc_decode_speed ctc_peers nmt_peers asr_peers machine_limit step_ablation kernel_speed cost_growth bf16 \
          ddp_equivalence soak kill_resume; do
   echo "== $b ($(date +%T))"
   if python "benchmarks/$b.py" > "$LOG/$b.log" 2>&1; then

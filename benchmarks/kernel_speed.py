@@ -1,0 +1,100 @@
+"""Two CPU kernels of issue 8 item 1 against what they replace, forward + backward each.
+
+1. Output layer + loss: forward + backward of ``sequence_cross_entropy(linear(x, W, b), y)`` (label smoothing 0.1,
+10 % of the rows padding) and of :func:`seqkit.nn.losses.linear_cross_entropy` on the same
+tensors, for the shapes of two recipes' output layers: the translation decoder (about 2000
+target tokens, H 512, V 7999) and the PTB LM's tied softmax (20 x 35 tokens, 400, 10000).
+2. Dropout (p 0.3): ``F.dropout`` (a ``bernoulli_`` mask on the CPU) against
+   :func:`seqkit.nn.dropout.dropout` (a ``torch.rand`` mask), ``y.sum().backward()``
+   of the result, for a translation decoder step's (95, 512), the stacked decoder outputs'
+   (95, 21, 512) and a (1995, 512) activation.
+
+The glibc malloc setting of the trainer (``tune_malloc(256)``) is on, as in training.  Each
+side: 2 warm-up calls, then the mean of ``--calls`` calls; the two sides alternate
+``--repeats`` times and the median is printed.
+
+    python benchmarks/kernel_speed.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from _seqkit_models import machine_line
+
+from seqkit.nn.dense import linear
+from seqkit.nn.dropout import dropout
+from seqkit.nn.losses import linear_cross_entropy, sequence_cross_entropy
+from seqkit.train.memory import tune_malloc
+
+SHAPES = [(1995, 512, 7999, "translation output layer"), (700, 400, 10000, "PTB LM tied softmax")]
+
+
+def timed(fn, calls: int) -> float:
+    for _ in range(2):
+        fn()
+    t = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t) / calls * 1e3
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--calls", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args(argv)
+    tune_malloc(256)
+    torch.manual_seed(0)
+    print("| output layer | threads | logits + loss ms | fused ms | speed-up |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for n, k, v, name in SHAPES:
+        x = torch.randn(1, n, k, requires_grad=True)
+        w = (0.05 * torch.randn(v, k)).requires_grad_()
+        b = torch.zeros(v, requires_grad=True)
+        y = torch.randint(1, v, (1, n))
+        y[0, -n // 10 :] = 0
+
+        def unfused(x=x, w=w, b=b, y=y):
+            sequence_cross_entropy(linear(x, w, b), y, 0, 0.1).backward()
+
+        def fused(x=x, w=w, b=b, y=y):
+            linear_cross_entropy(x, w, b, y, 0, 0.1).backward()
+
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            t_u, t_f = [], []
+            for _ in range(args.repeats):
+                t_u.append(timed(unfused, args.calls))
+                t_f.append(timed(fused, args.calls))
+            u, f = statistics.median(t_u), statistics.median(t_f)
+            print(f"| {name} ({n} x {k} x {v}) | {threads} | {u:.1f} | {f:.1f} | {u / f:.2f}x |", flush=True)
+    print("\n| dropout p 0.3, forward + backward | threads | F.dropout ms | seqkit dropout ms | speed-up |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for shape in [(95, 512), (95, 21, 512), (1995, 512)]:
+        x = torch.randn(*shape, requires_grad=True)
+
+        def torch_drop(x=x):
+            F.dropout(x, 0.3, True).sum().backward()
+
+        def seqkit_drop(x=x):
+            dropout(x, 0.3).sum().backward()
+
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            t_t, t_s = [], []
+            for _ in range(args.repeats):
+                t_t.append(timed(torch_drop, 5 * args.calls))
+                t_s.append(timed(seqkit_drop, 5 * args.calls))
+            a, b = statistics.median(t_t), statistics.median(t_s)
+            print(f"| {shape} | {threads} | {a:.3f} | {b:.3f} | {a / b:.2f}x |", flush=True)
+    print(machine_line(args.threads[-1]))
+
+
+if __name__ == "__main__":
+    main()
