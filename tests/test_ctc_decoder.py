@@ -20,6 +20,7 @@ from torch import nn
 from seqkit.errors import DataError
 from seqkit.nn.ctc import ctc_greedy_decode
 from seqkit.nn.lm import RNNLM
+from seqkit.search import ctc_decoder
 from seqkit.search.ctc_decoder import ctc_prefix_beam_search, ctc_prefix_beam_search_batch
 from seqkit.search.lm_scorer import ArpaLM, NeuralLMScorer
 
@@ -430,3 +431,26 @@ def test_search_argument_checks():
         ctc_prefix_beam_search(torch.full((2, 3), float("nan")))
     empty = ctc_prefix_beam_search(lp, length=0)
     assert [(h.tokens, h.score) for h in empty] == [([], 0.0)]
+
+
+@pytest.mark.parametrize("unit", ["none", "word", "token"])
+def test_skipping_children_that_cannot_be_kept_changes_no_hypothesis(monkeypatch, unit):
+    # With a full beam or a pruning threshold, the search stops scoring an entry's children
+    # at the first (most probable first) that cannot be kept, but still merges the paths of
+    # the rest into beam entries; the n-best lists equal those with every child scored.
+    tokens = ["-", "a", "b", "|", "c", "d"] if unit == "token" else ["<b>", "a", "b", " ", "c", "d"]
+    lm = {"none": None, "word": word_lm(), "token": ArpaLM.from_lines(CHAR_ARPA.splitlines())}[unit]
+    kw = dict(
+        beam=3, tokens=tokens, lm=lm, lm_unit=None if unit == "none" else unit, lm_weight=0.7,
+        word_bonus=0.5, word_delimiter=" " if unit != "token" else "|", token_min_logp=None,
+    )  # fmt: skip
+    # (these seeds were checked to stop early at entries with beam children left to merge)
+    for seed in range(4):
+        lp = random_log_probs(12, 6, 100 + seed, scale=2.0)
+        for prune in (-4.0, None):
+            fast = ctc_prefix_beam_search(lp, beam_prune_logp=prune, **kw)
+            with monkeypatch.context() as m:
+                m.setattr(ctc_decoder, "_SKIP_CHILDREN", False)
+                full = ctc_prefix_beam_search(lp, beam_prune_logp=prune, **kw)
+            key = [(h.tokens, h.score, h.acoustic_score, h.lm_score, h.text) for h in fast]
+            assert key == [(h.tokens, h.score, h.acoustic_score, h.lm_score, h.text) for h in full]

@@ -47,14 +47,22 @@ appended (the frame's best token always is); the blank and the repeat of a hypot
 last label are always scored.  Then the ``beam`` best hypotheses are kept, minus those
 scoring below the best plus ``beam_prune_logp``.  With ``token_top_k=None,
 token_min_logp=None, beam_prune_logp=None`` and a beam as large as the number of
-prefixes, the search is exact.
+prefixes, the search is exact.  (Children that provably cannot be kept, by the threshold or
+because a full beam of staying hypotheses outranks them, are not scored: this changes no
+result.)
+
+The beam (at most ``beam`` entries, 1-2 candidate tokens per frame on peaky posteriors) is
+held in Python lists: at that size plain Python is faster than numpy calls.
 """
 
 from __future__ import annotations
 
+import heapq
+import sys
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from math import exp, log1p
 
 import numpy as np
 import torch
@@ -65,7 +73,18 @@ from seqkit.search.lm_scorer import LMScorer
 __all__ = ["CTCHypothesis", "ctc_prefix_beam_search", "ctc_prefix_beam_search_batch"]
 
 _NEG_INF = float("-inf")
+_MAX_FLOAT = sys.float_info.max
+_SKIP_CHILDREN = True  # stop scoring an entry's children at the first that cannot be kept
 _CONTINUE, _DELIMITER, _WORD_START = 0, 1, 2
+
+
+def _logaddexp(a: float, b: float) -> float:
+    """``log(exp(a) + exp(b))`` for Python floats, computed as ``np.logaddexp`` does."""
+    if a > b:
+        return a + log1p(exp(b - a))
+    if b != _NEG_INF:
+        return b + log1p(exp(a - b))
+    return _NEG_INF
 
 
 @dataclass
@@ -262,15 +281,15 @@ def ctc_prefix_beam_search(
     # Trie of LM histories (scored units) with their states and cached scores.
     hist_state: list = [lm.initial_state() if lm is not None else None]
     hist_child: dict[tuple[int, Hashable], int] = {}
-    hist_scores: dict[int, np.ndarray] = {}  # token mode: (V,) log P(token | history)
+    hist_scores: dict[int, list[float]] = {}  # token mode: (V,) log P(token | history)
     word_scores: dict[tuple[int, str], float] = {}  # word mode
 
-    def token_scores(h: int) -> np.ndarray:
+    def token_scores(h: int) -> list[float]:
         got = hist_scores.get(h)
         if got is None:
-            got = np.zeros(v, dtype=np.float64)  # (V,), the blank entry unused
-            got[nonblank] = lm.score(hist_state[h], [units[i] for i in nonblank.tolist()])
-            hist_scores[h] = got
+            row = np.zeros(v, dtype=np.float64)  # (V,), the blank entry unused
+            row[nonblank] = lm.score(hist_state[h], [units[i] for i in nonblank.tolist()])
+            got = hist_scores[h] = row.tolist()
         return got
 
     def word_score(h: int, word: str) -> float:
@@ -290,176 +309,155 @@ def ctc_prefix_beam_search(
                 hist_state.append(state)
         return [hist_child[p] for p in pairs]
 
-    # The beam, one column per hypothesis: float rows (log p_b, log p_nb (always -inf for the
-    # empty prefix), fused extras ``lm_weight * lm_raw + word_bonus * n_words + token_bonus *
-    # n_tokens``, unweighted LM log-probability so far) and int rows (prefix node, last label
-    # (-1 for the empty prefix), closed words, tokens, LM history id); partial words as a list.
-    fl = np.array([[0.0], [_NEG_INF], [0.0], [0.0]])  # (4, N)
-    it = np.array([[0], [-1], [0], [0], [0]], dtype=np.int64)  # (5, N)
-    partial = [""]  # the unfinished word
+    # The beam: one list per field, an entry per hypothesis (at most ``beam``): log p_b,
+    # log p_nb (always -inf for the empty prefix), the fused extras ``lm_weight * lm_raw +
+    # word_bonus * n_words + token_bonus * n_tokens``, the unweighted LM log-probability so
+    # far, the prefix node, the last label (-1 for the empty prefix), closed words, tokens, the
+    # LM history id and the unfinished word.  With ~10 entries and 1-2 candidate tokens per
+    # frame (AN4), plain Python over these lists beats numpy calls on arrays of that size.
+    b_pb, b_pnb, b_fus, b_lmr = [0.0], [_NEG_INF], [0.0], [0.0]
+    b_nid, b_last, b_nw, b_nt, b_hist = [0], [-1], [0], [0], [0]
+    partial = [""]
 
-    cands = _all_candidates(lp_all, blank, token_top_k, token_min_logp)
+    cands = [c.tolist() for c in _all_candidates(lp_all, blank, token_top_k, token_min_logp)]
+    rows = lp_all.tolist()  # (T, V)
     kinds_l = kinds.tolist()
-    bound = kinds != _CONTINUE  # (V,) tokens that close a word
-    bound_l = bound.tolist()
+    bound_l = (kinds != _CONTINUE).tolist()  # (V,) tokens that close a word
+    floor_offset = _NEG_INF if beam_prune_logp is None else beam_prune_logp
+    bonus_max = max(word_bonus, 0.0) if words_on else 0.0
+    # skip children that cannot be kept (below); not with a negative LM weight, under which
+    # an LM term could raise a child's score
+    bound_ok = _SKIP_CHILDREN and (lm is None or lm_weight >= 0)
     for t in range(t_len):
-        lp = lp_all[t]  # (V,)
-        cand = cands[t]  # (K,)
-        k_len = cand.shape[0]
-        pb, pnb, fus, lm_raw = fl[0], fl[1], fl[2], fl[3]  # (N,) each
-        nid, last = it[0], it[1]  # (N,) each
-        n = nid.shape[0]
-        tot = np.logaddexp(pb, pnb)  # (N,)
-        new_pb = tot + lp[blank]  # (N,)
-        new_pnb = pnb + lp[last]  # (N,) repeat of the last label (-inf for the empty prefix)
-        if k_len:
-            cand_l = cand.tolist()
-            lp_c = lp[cand]  # (K,)
-            # Appending cand[k] to entry j: from p_b + p_nb, or from p_b alone when cand[k]
-            # repeats the entry's last label.
-            ext = tot[:, None] + lp_c  # (N, K)
-            nodes = nid.tolist()
-            last_l = last.tolist()
-            cand_pos = {c: k for k, c in enumerate(cand_l)}
-            rep_k = [cand_pos.get(c) for c in last_l]  # (N,) position of the last label in cand
-            pb_r = None
-            for j, k in enumerate(rep_k):
-                if k is not None:
-                    if pb_r is None:
-                        pb_r, lp_cl = pb.tolist(), lp_c.tolist()
-                    ext[j, k] = pb_r[j] + lp_cl[k]
-            # A child that is already in the beam merges into that entry.
-            pos = {node: i for i, node in enumerate(nodes)}
-            rows, cols, into = [], [], []
-            for j, node in enumerate(nodes):
+        lp = rows[t]  # (V,)
+        lp_blank = lp[blank]
+        n = len(b_nid)
+        tot, new_pb, new_pnb = [], [], []  # (N,) each
+        for a, q, last in zip(b_pb, b_pnb, b_last):
+            s = _logaddexp(a, q)
+            tot.append(s)
+            new_pb.append(s + lp_blank)  # blank: same prefix
+            new_pnb.append(q + lp[last] if last >= 0 else _NEG_INF)  # repeat: same prefix
+        # Children (entry j appends token c): (j, c, ext, fused extras, LM term or None, closes
+        # a word); a child already in the beam merges its paths into that entry instead.
+        kids: list[tuple[int, int, float, float, float | None, bool]] = []
+        cand = cands[t]
+        if cand:
+            # entries whose prefix is another entry's child: {parent node: {token: entry}}
+            in_beam: dict[int, dict[int, int]] = {}
+            for i, node in enumerate(b_nid):
                 if node:
-                    i = pos.get(node_parent[node])
-                    if i is not None:
-                        k = rep_k[j]
-                        if k is not None:
-                            rows.append(i)
-                            cols.append(k)
-                            into.append(j)
-            if into:
-                new_pnb[into] = np.logaddexp(new_pnb[into], ext[rows, cols])
-                ext[rows, cols] = _NEG_INF
-            # Fused extras of the children: (N, 1) when they do not depend on the token.
-            child_f = (fus + token_bonus)[:, None]
-            closes = None  # (N, K) appending cand[k] closes entry i's word; None: none does
-            if words_on and any(bound_l[c] for c in cand_l) and any(partial):
-                open_word = np.array([bool(p) for p in partial])  # (N,)
-                closes = open_word[:, None] & bound[cand]  # (N, K)
-                if word_bonus:
-                    child_f = child_f + word_bonus * closes
-            lm_add = None
-            if token_mode:
-                lm_add = np.stack([token_scores(h) for h in it[4].tolist()])[:, cand]  # (N, K)
-                child_f = child_f + lm_weight * lm_add
-            elif word_mode and closes is not None:  # (otherwise every LM term is 0)
-                closing = closes.any(axis=1).tolist()  # (N,)
-                hist_l = it[4].tolist()
-                ws = np.array(
-                    [word_score(hist_l[i], partial[i]) if closing[i] else 0.0 for i in range(n)]
-                )  # (N,)
-                lm_add = ws[:, None] * closes  # (N, K)
-                child_f = child_f + lm_weight * lm_add
-            all_total = np.concatenate(
-                [np.logaddexp(new_pb, new_pnb) + fus, (ext + child_f).ravel()]
-            )  # (N + N K,): stay in place, then append cand[k] to entry i at N + i K + k
+                    in_beam.setdefault(node_parent[node], {})[node_token[node]] = i
+            # No child scoring below `least` can be kept: each stay scores at least
+            # new_pb + fus, the best of them bounds the pruning floor from below, and with a
+            # full beam every stay outranks a child below all of them.  A child's score is at
+            # most tot + lp[c] + fus + token_bonus + max(word_bonus, 0) (LM terms are <= 0),
+            # so with cand most probable first each entry stops at its first child below.
+            least = _NEG_INF
+            if bound_ok and len(cand) > 2:  # (not worth it for 1-2 candidates)
+                cand = sorted(cand, key=lp.__getitem__, reverse=True)  # most probable first
+                low = [p + f for p, f in zip(new_pb, b_fus)]  # (N,)
+                if beam_prune_logp is not None:
+                    least = max(low) + beam_prune_logp
+                if n >= beam:
+                    least = max(least, min(low))
+                least -= 1e-9 * abs(least) + 1e-9  # margin for rounding
+            for j in range(n):
+                last, word, tot_j = b_last[j], partial[j], tot[j]
+                merge = in_beam.get(b_nid[j])
+                base = b_fus[j] + token_bonus
+                open_word = words_on and word != ""
+                lm_row = token_scores(b_hist[j]) if token_mode else None
+                stop = least - (tot_j + base + bonus_max)
+                for c in cand:
+                    if lp[c] < stop:  # no child from here on can be kept; merges still count
+                        for c2 in cand[cand.index(c) :] if merge is not None else ():
+                            if c2 in merge:
+                                ext = (b_pb[j] if c2 == last else tot_j) + lp[c2]
+                                new_pnb[merge[c2]] = _logaddexp(new_pnb[merge[c2]], ext)
+                        break
+                    # from p_b + p_nb, or from p_b alone when c repeats the last label
+                    ext = (b_pb[j] if c == last else tot_j) + lp[c]
+                    if merge is not None and c in merge:  # the child is in the beam already
+                        i = merge[c]
+                        new_pnb[i] = _logaddexp(new_pnb[i], ext)
+                        continue
+                    f, la = base, None
+                    closes = open_word and bound_l[c]
+                    if closes:
+                        f += word_bonus
+                    if lm_row is not None:
+                        la = lm_row[c]
+                        f += lm_weight * la
+                    elif word_mode and closes:
+                        la = word_score(b_hist[j], word)
+                        f += lm_weight * la
+                    kids.append((j, c, ext, f, la, closes))
+        # Stay in place (entries 0..N-1) or grow (N + index in kids); keep the beam best,
+        # minus -inf and those below the best plus beam_prune_logp, best first (stable).
+        scores = [_logaddexp(a, q) + f for a, q, f in zip(new_pb, new_pnb, b_fus)]
+        scores += [k[2] + k[3] for k in kids]
+        if len(scores) > 4 * beam:  # = sorted(...)[:beam], ties in index order
+            order = heapq.nlargest(beam, range(len(scores)), key=scores.__getitem__)
         else:
-            all_total = np.logaddexp(new_pb, new_pnb) + fus  # (N,)
+            order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:beam]
+        if order:
+            floor = max(scores[order[0]] + floor_offset, -_MAX_FLOAT)  # also drops -inf
+            while order and scores[order[-1]] < floor:
+                order.pop()
 
-        # The beam best (argpartition), minus -inf and those below the best plus
-        # beam_prune_logp, best first (stable for ties).
-        if all_total.shape[0] > beam:
-            top = np.argpartition(-all_total, beam - 1)[:beam]
-            vals = all_total[top].tolist()
-            top_l = top.tolist()
-        else:
-            vals = all_total.tolist()
-            top_l = range(len(vals))
-        keep = [j for j, x in enumerate(vals) if x > _NEG_INF]
-        if beam_prune_logp is not None and keep:
-            floor = max(vals[j] for j in keep) + beam_prune_logp
-            keep = [j for j in keep if vals[j] >= floor]
-        keep.sort(key=lambda j: -vals[j])
-        sel_l = [top_l[j] for j in keep]  # (M,)
-
-        if not k_len or not sel_l or max(sel_l) < n:  # no hypothesis grew
-            fl[0] = new_pb
-            fl[1] = new_pnb
-            if sel_l != list(range(n)):
-                fl, it = fl[:, sel_l], it[:, sel_l]
-                if words_on:
-                    partial = [partial[s] for s in sel_l]
+        if not order or max(order) < n:  # no hypothesis grew
+            if order == list(range(n)):
+                b_pb, b_pnb = new_pb, new_pnb
+            else:
+                b_pb, b_pnb = [new_pb[s] for s in order], [new_pnb[s] for s in order]
+                b_fus, b_lmr = [b_fus[s] for s in order], [b_lmr[s] for s in order]
+                b_nid, b_last = [b_nid[s] for s in order], [b_last[s] for s in order]
+                b_nw, b_nt = [b_nw[s] for s in order], [b_nt[s] for s in order]
+                b_hist, partial = [b_hist[s] for s in order], [partial[s] for s in order]
             continue
-        # Some grew: the new beam, entry by entry (M <= beam), from Python lists.
-        pb_l, pnb_l, fus_l, lmr_l = new_pb.tolist(), new_pnb.tolist(), fus.tolist(), lm_raw.tolist()
-        ext_l = ext.ravel().tolist()
-        wide = child_f.shape[1] > 1
-        cf_l = child_f.ravel().tolist()
-        la_l = lm_add.ravel().tolist() if lm_add is not None else None
-        cl_l = closes.ravel().tolist() if closes is not None else None
-        nw_l, nt_l, hist_l = it[2].tolist(), it[3].tolist(), it[4].tolist()
         o_pb, o_pnb, o_fus, o_lmr = [], [], [], []
         o_nid, o_last, o_nw, o_nt, o_hist = [], [], [], [], []
-        new_partial: list[str] = []
+        o_partial: list[str] = []
         pending: list[tuple[int, tuple[int, Hashable]]] = []  # (slot, (history, unit))
-        for slot, s in enumerate(sel_l):
+        for slot, s in enumerate(order):
             if s < n:  # stays: same prefix
-                o_pb.append(pb_l[s])
-                o_pnb.append(pnb_l[s])
-                o_fus.append(fus_l[s])
-                o_lmr.append(lmr_l[s] + 0.0 if la_l is not None else lmr_l[s])
-                o_nid.append(nodes[s])
-                o_last.append(last_l[s])
-                o_nw.append(nw_l[s])
-                o_nt.append(nt_l[s])
-                o_hist.append(hist_l[s])
-                if words_on:
-                    new_partial.append(partial[s])
+                o_pb.append(new_pb[s])
+                o_pnb.append(new_pnb[s])
+                o_fus.append(b_fus[s])
+                o_lmr.append(b_lmr[s])
+                o_nid.append(b_nid[s])
+                o_last.append(b_last[s])
+                o_nw.append(b_nw[s])
+                o_nt.append(b_nt[s])
+                o_hist.append(b_hist[s])
+                o_partial.append(partial[s])
                 continue
-            c = s - n
-            i, k = divmod(c, k_len)  # entry i appends cand[k]
-            tok = cand_l[k]
-            closed = cl_l[c] if cl_l is not None else False
+            j, c, ext, f, la, closes = kids[s - n]
             o_pb.append(_NEG_INF)
-            o_pnb.append(ext_l[c])
-            o_fus.append(cf_l[c] if wide else cf_l[i])
-            o_lmr.append(lmr_l[i] + la_l[c] if la_l is not None else lmr_l[i])
-            o_nid.append(child_node(nodes[i], tok))
-            o_last.append(tok)
-            o_nw.append(nw_l[i] + closed)
-            o_nt.append(nt_l[i] + 1)
-            o_hist.append(hist_l[i])
-            if words_on:
-                new_partial.append(
-                    pieces[tok] if kinds_l[tok] != _CONTINUE else partial[i] + pieces[tok]
-                )
+            o_pnb.append(ext)
+            o_fus.append(f)
+            o_lmr.append(b_lmr[j] if la is None else b_lmr[j] + la)
+            o_nid.append(child_node(b_nid[j], c))
+            o_last.append(c)
+            o_nw.append(b_nw[j] + closes)
+            o_nt.append(b_nt[j] + 1)
+            o_hist.append(b_hist[j])
+            o_partial.append(pieces[c] if kinds_l[c] != _CONTINUE else partial[j] + pieces[c])
             if token_mode:
-                pending.append((slot, (hist_l[i], units[tok])))
-            elif word_mode and closed:
-                pending.append((slot, (hist_l[i], partial[i])))
+                pending.append((slot, (b_hist[j], units[c])))
+            elif word_mode and closes:
+                pending.append((slot, (b_hist[j], partial[j])))
         if pending:
             for (slot, _), h in zip(pending, advance_all([p for _, p in pending]), strict=True):
                 o_hist[slot] = h
-        fl = np.array([o_pb, o_pnb, o_fus, o_lmr], dtype=np.float64)  # (4, M)
-        it = np.array([o_nid, o_last, o_nw, o_nt, o_hist], dtype=np.int64)  # (5, M)
-        if words_on:
-            partial = new_partial
-
-    pb, pnb = fl[0], fl[1]
-    nid, n_words, n_tokens, hist = it[0], it[2], it[3], it[4]
-    lm_raw = fl[3]
+        b_pb, b_pnb, b_fus, b_lmr = o_pb, o_pnb, o_fus, o_lmr
+        b_nid, b_last, b_nw, b_nt, b_hist = o_nid, o_last, o_nw, o_nt, o_hist
+        partial = o_partial
 
     # Close the final partial word, add end of sentence, rank.
-    finals = list(range(nid.shape[0]))
-    hist_l, n_words_l, n_tokens_l, lm_raw_l = (
-        hist.tolist(),
-        n_words.tolist(),
-        n_tokens.tolist(),
-        lm_raw.tolist(),
-    )
+    finals = list(range(len(b_nid)))
+    hist_l, n_words_l, n_tokens_l, lm_raw_l = b_hist, b_nw, b_nt, b_lmr
     end_hist = list(hist_l)
     extra_lm = [0.0] * len(finals)
     extra_words = [0] * len(finals)
@@ -481,9 +479,9 @@ def ctc_prefix_beam_search(
         if lm is not None and lm_eos:
             lm_total += lm.final_score(hist_state[end_hist[j]])
         words = n_words_l[j] + extra_words[j]
-        acoustic = float(np.logaddexp(pb[j], pnb[j]))
+        acoustic = _logaddexp(b_pb[j], b_pnb[j])
         ids = []
-        node = int(nid[j])
+        node = b_nid[j]
         while node:
             ids.append(node_token[node])
             node = node_parent[node]
