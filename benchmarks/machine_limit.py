@@ -74,6 +74,8 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed passes over the batches")
     p.add_argument("--models", nargs="+", default=["mt", "asr"])
     p.add_argument("--profile-threads", type=int, default=2, help="profile one step at this count (0: no)")
+    p.add_argument("--profile-shapes", action="store_true",
+                   help="in the profile, one row per op and input shapes (25 rows)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for the models' configs (repeatable), e.g. train.malloc_top_pad_mb=0")
@@ -149,10 +151,14 @@ def main(argv=None) -> None:
         for kind, s in setups.items():
             b = s["batches"][len(s["batches"]) // 2]
             s["step"](b)
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with profile(activities=[ProfilerActivity.CPU], record_shapes=args.profile_shapes) as prof:
                 s["step"](b)
             print(f"\n{kind}: torch.profiler, one step, {args.profile_threads} threads, top ops by self CPU time")
-            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=40))
+            table = prof.key_averages(group_by_input_shape=args.profile_shapes).table(
+                sort_by="self_cpu_time_total", row_limit=25 if args.profile_shapes else 15,
+                max_name_column_width=40, max_shapes_column_width=60,
+            )  # fmt: skip
+            print(table)
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
