@@ -11,6 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+# The checkout this file lies in comes first on sys.path, so that a benchmark run from another
+# checkout (a git worktree of an earlier commit) measures that checkout's seqkit rather than
+# the one the virtual environment's editable install points to.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path[:1]:
+    sys.path.insert(0, str(ROOT))
+
 #: one thread everywhere in a worker: the peer comparisons are single-threaded
 THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 

@@ -25,6 +25,7 @@ import argparse
 import statistics
 import time
 
+import _bench_common  # noqa: F401  (puts this checkout first on sys.path)
 import torch
 from torch import Tensor, nn
 

@@ -33,6 +33,7 @@ import math
 import random
 import time
 
+import _bench_common  # noqa: F401  (puts this checkout first on sys.path)
 import torch
 
 from seqkit.nn.ctc import ctc_greedy_decode
