@@ -43,6 +43,15 @@ def timed(fn, calls: int) -> float:
     return (time.perf_counter() - t) / calls * 1e3
 
 
+def alternate(old, new, calls: int, repeats: int) -> tuple[float, float]:
+    """Median over ``repeats`` of :func:`timed` ms of ``old`` and ``new``, taken in turn."""
+    t_old, t_new = [], []
+    for _ in range(repeats):
+        t_old.append(timed(old, calls))
+        t_new.append(timed(new, calls))
+    return statistics.median(t_old), statistics.median(t_new)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -68,11 +77,7 @@ def main(argv=None) -> None:
 
         for threads in args.threads:
             torch.set_num_threads(threads)
-            t_u, t_f = [], []
-            for _ in range(args.repeats):
-                t_u.append(timed(unfused, args.calls))
-                t_f.append(timed(fused, args.calls))
-            u, f = statistics.median(t_u), statistics.median(t_f)
+            u, f = alternate(unfused, fused, args.calls, args.repeats)
             print(f"| {name} ({n} x {k} x {v}) | {threads} | {u:.1f} | {f:.1f} | {u / f:.2f}x |", flush=True)
     print("\n| dropout p 0.3, forward + backward | threads | F.dropout ms | seqkit dropout ms | speed-up |")
     print("| --- | ---: | ---: | ---: | ---: |")
@@ -87,11 +92,7 @@ def main(argv=None) -> None:
 
         for threads in args.threads:
             torch.set_num_threads(threads)
-            t_t, t_s = [], []
-            for _ in range(args.repeats):
-                t_t.append(timed(torch_drop, 5 * args.calls))
-                t_s.append(timed(seqkit_drop, 5 * args.calls))
-            a, b = statistics.median(t_t), statistics.median(t_s)
+            a, b = alternate(torch_drop, seqkit_drop, 5 * args.calls, args.repeats)
             print(f"| {shape} | {threads} | {a:.3f} | {b:.3f} | {a / b:.2f}x |", flush=True)
     print(machine_line(args.threads[-1]))
 

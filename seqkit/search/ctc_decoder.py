@@ -147,7 +147,7 @@ def _words(ids: Sequence[int], kinds: np.ndarray, pieces: Sequence[str]) -> list
 
 def _all_candidates(
     lp_all: np.ndarray, blank: int, top_k: int | None, min_logp: float | None
-) -> list[np.ndarray]:
+) -> list[list[int]]:
     """Per frame, the sorted ids of the non-blank tokens that may be appended.
 
     The non-blank tokens among the ``top_k`` most probable with ``log x >= min_logp``;
@@ -169,7 +169,8 @@ def _all_candidates(
         keep[frames, best[frames]] = True
     rows, cols = np.nonzero(keep)  # row-major: each frame's ids ascending
     ends = np.cumsum(np.bincount(rows, minlength=t_len)).tolist()  # (T,)
-    return [cols[a:b] for a, b in pairwise([0, *ends])]
+    ids = cols.tolist()
+    return [ids[a:b] for a, b in pairwise([0, *ends])]
 
 
 def _as_numpy(log_probs: Tensor | np.ndarray) -> np.ndarray:
@@ -319,7 +320,7 @@ def ctc_prefix_beam_search(
     b_nid, b_last, b_nw, b_nt, b_hist = [0], [-1], [0], [0], [0]
     partial = [""]
 
-    cands = [c.tolist() for c in _all_candidates(lp_all, blank, token_top_k, token_min_logp)]
+    cands = _all_candidates(lp_all, blank, token_top_k, token_min_logp)  # (T,) lists
     rows = lp_all.tolist()  # (T, V)
     kinds_l = kinds.tolist()
     bound_l = (kinds != _CONTINUE).tolist()  # (V,) tokens that close a word
@@ -457,8 +458,7 @@ def ctc_prefix_beam_search(
 
     # Close the final partial word, add end of sentence, rank.
     finals = list(range(len(b_nid)))
-    hist_l, n_words_l, n_tokens_l, lm_raw_l = b_hist, b_nw, b_nt, b_lmr
-    end_hist = list(hist_l)
+    end_hist = list(b_hist)
     extra_lm = [0.0] * len(finals)
     extra_words = [0] * len(finals)
     if words_on:
@@ -466,19 +466,19 @@ def ctc_prefix_beam_search(
             if partial[j]:
                 extra_words[j] = 1
                 if word_mode:
-                    extra_lm[j] = word_score(hist_l[j], partial[j])
+                    extra_lm[j] = word_score(b_hist[j], partial[j])
         if word_mode:
             open_j = [j for j in finals if partial[j]]
             for j, h in zip(
-                open_j, advance_all([(hist_l[j], partial[j]) for j in open_j]), strict=True
+                open_j, advance_all([(b_hist[j], partial[j]) for j in open_j]), strict=True
             ):
                 end_hist[j] = h
     out: list[CTCHypothesis] = []
     for j in finals:
-        lm_total = lm_raw_l[j] + extra_lm[j]
+        lm_total = b_lmr[j] + extra_lm[j]
         if lm is not None and lm_eos:
             lm_total += lm.final_score(hist_state[end_hist[j]])
-        words = n_words_l[j] + extra_words[j]
+        words = b_nw[j] + extra_words[j]
         acoustic = _logaddexp(b_pb[j], b_pnb[j])
         ids = []
         node = b_nid[j]
@@ -486,7 +486,7 @@ def ctc_prefix_beam_search(
             ids.append(node_token[node])
             node = node_parent[node]
         ids.reverse()
-        total = acoustic + lm_weight * lm_total + word_bonus * words + token_bonus * n_tokens_l[j]
+        total = acoustic + lm_weight * lm_total + word_bonus * words + token_bonus * b_nt[j]
         text = " ".join(_words(ids, kinds, pieces)) if words_on else None
         out.append(CTCHypothesis(ids, float(total), acoustic, float(lm_total), words, text))
     out.sort(key=lambda h: -h.score)
