@@ -4,6 +4,7 @@ Every module documents its tensor shapes and the paper it implements.  All publi
 and functions are importable from ``seqkit.nn`` directly.
 """
 
+from seqkit.nn.activation import fast_tanh_enabled, set_fast_tanh
 from seqkit.nn.attention import (
     AdditiveAttention,
     DotAttention,
@@ -119,6 +120,7 @@ __all__ = [
     "ctc_min_input_lengths",
     "embedding_dropout",
     "extend_source",
+    "fast_tanh_enabled",
     "extend_target",
     "extended_log_probs",
     "extended_to_tokens",
@@ -130,6 +132,7 @@ __all__ = [
     "onednn_linear_enabled",
     "oov_to_unk",
     "reverse_padded",
+    "set_fast_tanh",
     "set_onednn_linear",
     "scheduled_sampling_prob",
     "sequence_cross_entropy",

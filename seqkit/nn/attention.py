@@ -45,6 +45,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from seqkit.nn.activation import tanh
 from seqkit.nn.dense import Linear
 
 __all__ = [
@@ -168,7 +169,7 @@ class AdditiveAttention(_Attention):
         hid = pk + self.query_proj(query).unsqueeze(1)  # (B, S, A)
         if coverage is not None:
             hid = hid + coverage.unsqueeze(-1) * self.coverage_proj  # (B, S, A)
-        e = self.v(torch.tanh(hid)).squeeze(-1)  # (B, S)
+        e = self.v(tanh(hid)).squeeze(-1)  # (B, S)
         return e.masked_fill(~mask, _NEG_INF)
 
 
@@ -418,7 +419,7 @@ class LocationAwareAttention(_Attention):
         f = self.conv(prev.unsqueeze(1)).transpose(1, 2)  # (B, 1, S) -> (B, K, S) -> (B, S, K)
         pk = self.project_keys(keys) if proj_keys is None else proj_keys  # (B, S, A)
         hid = pk + self.loc_proj(f) + self.query_proj(query).unsqueeze(1)  # (B, S, A)
-        e = self.v(torch.tanh(hid)).squeeze(-1)  # (B, S)
+        e = self.v(tanh(hid)).squeeze(-1)  # (B, S)
         return e.masked_fill(~mask, _NEG_INF)
 
 

@@ -45,6 +45,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from seqkit.nn.activation import tanh
 from seqkit.nn.dense import addmm_t, linear, onednn_applies
 
 __all__ = [
@@ -111,8 +112,8 @@ def _uniform_(params, hidden_size: int) -> None:
 def _lstm_pointwise(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """LSTM update from pre-activations ``gates (B, 4H)`` (blocks i, f, g, o) and ``c (B, H)``."""
     i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * tanh(g)
+    return torch.sigmoid(o) * tanh(c), c
 
 
 def _gru_pointwise(xp: Tensor, hh: Tensor, h: Tensor) -> Tensor:
@@ -121,7 +122,7 @@ def _gru_pointwise(xp: Tensor, hh: Tensor, h: Tensor) -> Tensor:
     h_r, h_z, h_n = hh.chunk(3, dim=1)
     r = torch.sigmoid(x_r + h_r)
     z = torch.sigmoid(x_z + h_z)
-    n = torch.tanh(x_n + r * h_n)
+    n = tanh(x_n + r * h_n)
     return n + z * (h - n)  # == (1 - z) * n + z * h
 
 

@@ -33,6 +33,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from seqkit.nn.activation import tanh
 from seqkit.nn.attention import build_attention
 from seqkit.nn.cells import TorchGRUCell, TorchLSTMCell
 from seqkit.nn.dense import Linear
@@ -264,7 +265,7 @@ class AttentionalDecoder(nn.Module):
         context, weights = self.attention(
             h, state["memory"], state["mask"], proj_keys=state["proj_keys"], **kw
         )  # (N, Dm), (N, S)
-        output = torch.tanh(self.combine(torch.cat([context, h], dim=-1)))  # (N, H)
+        output = tanh(self.combine(torch.cat([context, h], dim=-1)))  # (N, H)
         if self.input_feeding:
             new_state["feed"] = output
         new_state["prev_weights"] = weights
