@@ -95,6 +95,33 @@ def test_backward_products_go_through_oneDNN(onednn, monkeypatch):
 
 
 @needs_onednn
+@pytest.mark.parametrize(
+    "m, n, k, swapped",
+    [
+        (600, 256, 64, True),  # many rows, N > K: (x^T g)^T, oneDNN's output features = N
+        (450, 256, 10, True),  # K < 32: swapped below 512 rows too
+        (80, 256, 64, False),  # few rows
+        (600, 64, 256, False),  # N < K
+    ],
+)
+def test_weight_gradient_in_either_operand_order(onednn, monkeypatch, m, n, k, swapped):
+    torch.manual_seed(3)
+    x = torch.randn(m, k, requires_grad=True)
+    w = torch.randn(n, k, requires_grad=True)
+    g = torch.randn(m, n)
+    seen, _ = _calls(monkeypatch)
+    L.linear(x, w).backward(g)
+    assert seen[-1] == ((k, m) if swapped else (n, m))  # the first operand of dW's product
+    assert w.grad.shape == (n, k)
+    torch.testing.assert_close(w.grad, g.t() @ x.detach(), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(x.grad, g @ w.detach(), rtol=1e-5, atol=1e-4)
+    w.grad = None  # a second backward accumulates into the transposed-view gradient correctly
+    L.linear(x, w).backward(g)
+    L.linear(x, w).backward(g)
+    torch.testing.assert_close(w.grad, 2 * (g.t() @ x.detach()), rtol=1e-5, atol=1e-4)
+
+
+@needs_onednn
 def test_second_derivative_is_refused(onednn):
     x = torch.randn(50, 160, requires_grad=True)
     w = torch.randn(160, 160, requires_grad=True)

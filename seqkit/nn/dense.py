@@ -42,6 +42,7 @@ __all__ = [
     "onednn_applies",
     "onednn_linear_enabled",
     "set_onednn_linear",
+    "weight_grad",
 ]
 
 
@@ -79,9 +80,34 @@ def onednn_linear_enabled() -> bool:
     return _ENABLED
 
 
+# Below these sizes oneDNN's per-call overhead outweighs its faster kernel (a one-off check on
+# the dev machine, not a shipped benchmark: an (8, 64) x (64, 64) product took 3 us through
+# F.linear and 15 us through oneDNN, and matrix-vector products with N = 1 were 1.6-10x slower).
+_MIN_OUT_FEATURES = 32
+_MIN_MACS = 1 << 20
+
+
 def _mm_t(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     """``a (M, K) @ b (N, K)^T [+ bias (N,)] -> (M, N)`` through oneDNN's inner product."""
     return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
+
+
+# dW = g^T x, from the (M, N) gradient of a product with many rows M (>= this) and N > K, runs
+# faster as (x^T g)^T, where oneDNN's output features are the larger N: 1.19x / 1.34x (1 / 2
+# threads) at M 1995, N 7999, K 512, and 3.0x / 4.3x when K < 32 at any M (the location-aware
+# attention's (1248, 10) -> 256 projection); with few rows the direct order is as fast or
+# faster (``python benchmarks/kernel_speed.py``).
+_SWAP_MIN_ROWS = 512
+
+
+def weight_grad(grad_t: Tensor, x_t: Tensor) -> Tensor:
+    """``dW = g^T x`` (N, K) from ``grad_t = g^T`` (N, M) and ``x_t = x^T`` (K, M), through
+    oneDNN in whichever operand order runs faster (a transposed view when swapped)."""
+    n, m = grad_t.shape
+    k = x_t.shape[0]
+    if n > k and (k < _MIN_OUT_FEATURES or m >= _SWAP_MIN_ROWS):
+        return _mm_t(x_t, grad_t).t()  # (K, N) -> (N, K)
+    return _mm_t(grad_t, x_t)  # (N, K)
 
 
 class _OneDNNLinear(torch.autograd.Function):
@@ -97,16 +123,9 @@ class _OneDNNLinear(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         grad = grad.contiguous()
         gx = _mm_t(grad, weight.t()) if ctx.needs_input_grad[0] else None  # (M, K)
-        gw = _mm_t(grad.t(), x.t()) if ctx.needs_input_grad[1] else None  # (N, K)
+        gw = weight_grad(grad.t(), x.t()) if ctx.needs_input_grad[1] else None  # (N, K)
         gb = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None  # (N,)
         return gx, gw, gb
-
-
-# Below these sizes oneDNN's per-call overhead outweighs its faster kernel (a one-off check on
-# the dev machine, not a shipped benchmark: an (8, 64) x (64, 64) product took 3 us through
-# F.linear and 15 us through oneDNN, and matrix-vector products with N = 1 were 1.6-10x slower).
-_MIN_OUT_FEATURES = 32
-_MIN_MACS = 1 << 20
 
 
 def onednn_applies(x: Tensor, weight: Tensor) -> bool:
