@@ -1,4 +1,4 @@
-"""Two CPU kernels of issue 8 item 1 against what they replace, forward + backward each.
+"""CPU kernels of issue 8 item 1 against what they replace, forward + backward each.
 
 1. Output layer + loss: forward + backward of ``sequence_cross_entropy(linear(x, W, b), y)`` (label smoothing 0.1,
 10 % of the rows padding) and of :func:`seqkit.nn.losses.linear_cross_entropy` on the same
@@ -8,6 +8,14 @@ target tokens, H 512, V 7999) and the PTB LM's tied softmax (20 x 35 tokens, 400
    :func:`seqkit.nn.dropout.dropout` (a ``torch.rand`` mask), ``y.sum().backward()``
    of the result, for a translation decoder step's (95, 512), the stacked decoder outputs'
    (95, 21, 512) and a (1995, 512) activation.
+3. tanh: ``torch.tanh`` against :func:`seqkit.nn.activation.tanh` (numpy's kernel),
+   ``y.backward(g)``, for the location-aware attention's (13, 96, 256) (an AN4 batch: 13
+   utterances, 96 encoder frames, A 256), the additive attention's (130, 16, 512) (a Multi30k
+   batch: 130 sentences of 16 source tokens, A 512) and a decoder cell's (130, 512).
+4. Weight gradient ``dW = g^T x`` through oneDNN in both operand orders (what
+   :func:`seqkit.nn.dense.weight_grad` chooses between), for the translation output layer
+   (M 1995 rows, N 7999, K 512), the location-aware attention's location projection (M 1248,
+   N 256, K 10) and a translation decoder cell (M 130, N 2048, K 1024).
 
 The glibc malloc setting of the trainer (``tune_malloc(256)``) is on, as in training.  Each
 side: 2 warm-up calls, then the mean of ``--calls`` calls; the two sides alternate
@@ -26,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from _seqkit_models import machine_line
 
-from seqkit.nn.dense import linear
+from seqkit.nn.activation import tanh
+from seqkit.nn.dense import _mm_t, linear
 from seqkit.nn.dropout import dropout
 from seqkit.nn.losses import linear_cross_entropy, sequence_cross_entropy
 from seqkit.train.memory import tune_malloc
@@ -94,6 +103,37 @@ def main(argv=None) -> None:
             torch.set_num_threads(threads)
             a, b = alternate(torch_drop, seqkit_drop, 5 * args.calls, args.repeats)
             print(f"| {shape} | {threads} | {a:.3f} | {b:.3f} | {a / b:.2f}x |", flush=True)
+    print("\n| tanh, forward + backward | threads | torch.tanh ms | seqkit tanh ms | speed-up |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for shape in [(13, 96, 256), (130, 16, 512), (130, 512)]:
+        x = (3 * torch.randn(*shape)).requires_grad_()
+        g = torch.randn(*shape)
+
+        def torch_tanh(x=x, g=g):
+            torch.tanh(x).backward(g)
+
+        def seqkit_tanh(x=x, g=g):
+            tanh(x).backward(g)
+
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            a, b = alternate(torch_tanh, seqkit_tanh, 5 * args.calls, args.repeats)
+            print(f"| {shape} | {threads} | {a:.3f} | {b:.3f} | {a / b:.2f}x |", flush=True)
+    print("\n| dW = g^T x (M x N x K) | threads | g^T x ms | (x^T g)^T ms | speed-up |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for m, n, k in [(1995, 7999, 512), (1248, 256, 10), (130, 2048, 1024)]:
+        g, x = torch.randn(m, n), torch.randn(m, k)
+
+        def direct(g=g, x=x):
+            _mm_t(g.t(), x.t())
+
+        def swapped(g=g, x=x):
+            _mm_t(x.t(), g.t()).t()
+
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            a, b = alternate(direct, swapped, args.calls if m * n * k > 1e9 else 10 * args.calls, args.repeats)
+            print(f"| {m} x {n} x {k} | {threads} | {a:.3f} | {b:.3f} | {a / b:.2f}x |", flush=True)
     print(machine_line(args.threads[-1]))
 
 

@@ -1,18 +1,22 @@
-"""Training-step ablation of two CPU speed changes (issue 8 item 1), in one process.
+"""Training-step ablation of the CPU speed changes of issue 8 item 1, in one process.
 
 Times the training step of ``machine_limit.py`` (forward + backward + clipping + Adam, the
-recipe models and real batches of ``exp/mt_de_en/best.pt`` / ``exp/an4_pB/best.pt``) with each
-combination of
+recipe models and real batches of ``exp/mt_de_en/best.pt`` / ``exp/an4_pB/best.pt``) with all
+of these changes, with each one switched off alone, and with none:
 
 * ``fused``: the translation decoder's loss through :func:`seqkit.nn.losses.linear_cross_entropy`
   (off: ``sequence_cross_entropy`` of the (B, L, V) logits, as before);
 * ``fastdrop``: :func:`seqkit.nn.dropout.dropout` with its ``torch.rand`` mask (off:
   ``F.dropout``, whose CPU mask comes from ``bernoulli_``);
+* ``tanh``: :func:`seqkit.nn.activation.tanh` through numpy (off: ``torch.tanh``);
+* ``wgrad``: :func:`seqkit.nn.dense.weight_grad` choosing the operand order of ``dW = g^T x`` in
+  :func:`seqkit.nn.dense.linear`'s backward
+  (off: always ``g^T x``, as before);
 
-switched by replacing the functions in their modules, the variants alternating pass by pass (so
-drift of the shared machine hits all alike), median of ``--repeats`` passes over ``--batches``
-batches.  The ASR model has no fused loss (31 output classes), so its ``fused`` column differs
-from ``all`` by noise only.
+switched by replacing the functions in their modules (or by the module's switch), the variants
+alternating pass by pass (so drift of the shared machine hits all alike), median of
+``--repeats`` passes over ``--batches`` batches.  The ASR model has no fused loss (31 output
+classes), so its ``no fused`` column differs from ``all`` by noise only.
 
     python benchmarks/step_ablation.py                       # mt and asr, threads 1 and 2
     python benchmarks/step_ablation.py --models mt --threads 2
@@ -30,13 +34,16 @@ from _seqkit_models import load, machine_line, train_batches
 from machine_limit import make_step
 
 import seqkit.nn.decoder as decoder_mod
+import seqkit.nn.dense as dense_mod
 import seqkit.nn.dropout as dropout_mod
 import seqkit.nn.rnn as rnn_mod
+from seqkit.nn.activation import set_fast_tanh
 from seqkit.nn.dense import linear
 from seqkit.nn.losses import sequence_cross_entropy
 
 _FUSED = decoder_mod.linear_cross_entropy
 _FAST = dropout_mod.dropout
+_WGRAD = dense_mod.weight_grad
 
 
 def _unfused(x, weight, bias, targets, pad_id=0, label_smoothing=0.0):
@@ -47,14 +54,25 @@ def _torch_dropout(x, p, training=True):
     return F.dropout(x, p, training)
 
 
-def switch(fused: bool, fastdrop: bool) -> None:
+def _direct_weight_grad(grad_t, x_t):
+    return dense_mod._mm_t(grad_t, x_t)
+
+
+CHANGES = ("fused", "fastdrop", "tanh", "wgrad")
+
+
+def switch(fused: bool, fastdrop: bool, tanh: bool, wgrad: bool) -> None:
     decoder_mod.linear_cross_entropy = _FUSED if fused else _unfused
     drop = _FAST if fastdrop else _torch_dropout
     dropout_mod.dropout = drop  # what seqkit.nn.dropout.Dropout calls
     rnn_mod.dropout = drop  # RNNEncoder's dropout between layers
+    set_fast_tanh(tanh)
+    dense_mod.weight_grad = _WGRAD if wgrad else _direct_weight_grad
 
 
-VARIANTS = {"all": (True, True), "no fused": (False, True), "no fastdrop": (True, False), "neither": (False, False)}
+VARIANTS = {"all": (True,) * len(CHANGES)}
+VARIANTS.update({f"no {c}": tuple(d != c for d in CHANGES) for c in CHANGES})
+VARIANTS["none"] = (False,) * len(CHANGES)
 
 
 def main(argv=None) -> None:
@@ -66,7 +84,7 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
-    print("| model | threads | " + " | ".join(f"{v} ms/step" for v in VARIANTS) + " | all vs neither |")
+    print("| model | threads | " + " | ".join(f"{v} ms/step" for v in VARIANTS) + " | all vs none |")
     print("| --- | ---: | " + " | ".join("---:" for _ in VARIANTS) + " | ---: |")
     try:
         for kind in args.models:
@@ -88,9 +106,9 @@ def main(argv=None) -> None:
                 med = {v: statistics.median(ts) for v, ts in times.items()}
                 print(f"| {kind} | {threads} | " + " | ".join(
                     f"{med[v]:.0f} ({', '.join(f'{x:.0f}' for x in times[v])})" for v in VARIANTS
-                ) + f" | {med['neither'] / med['all']:.2f}x |", flush=True)
+                ) + f" | {med['none'] / med['all']:.2f}x |", flush=True)
     finally:
-        switch(True, True)
+        switch(*VARIANTS["all"])
     print(machine_line(args.threads[-1]))
 
 
