@@ -61,6 +61,14 @@ def alternate(old, new, calls: int, repeats: int) -> tuple[float, float]:
     return statistics.median(t_old), statistics.median(t_new)
 
 
+def rows(label: str, old, new, calls: int, args, digits: int = 3) -> None:
+    """One table row per thread count: ``old`` and ``new`` ms (alternating) and the speed-up."""
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        a, b = alternate(old, new, calls, args.repeats)
+        print(f"| {label} | {threads} | {a:.{digits}f} | {b:.{digits}f} | {a / b:.2f}x |", flush=True)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -84,10 +92,7 @@ def main(argv=None) -> None:
         def fused(x=x, w=w, b=b, y=y):
             linear_cross_entropy(x, w, b, y, 0, 0.1).backward()
 
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            u, f = alternate(unfused, fused, args.calls, args.repeats)
-            print(f"| {name} ({n} x {k} x {v}) | {threads} | {u:.1f} | {f:.1f} | {u / f:.2f}x |", flush=True)
+        rows(f"{name} ({n} x {k} x {v})", unfused, fused, args.calls, args, digits=1)
     print("\n| dropout p 0.3, forward + backward | threads | F.dropout ms | seqkit dropout ms | speed-up |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for shape in [(95, 512), (95, 21, 512), (1995, 512)]:
@@ -99,10 +104,7 @@ def main(argv=None) -> None:
         def seqkit_drop(x=x):
             dropout(x, 0.3).sum().backward()
 
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            a, b = alternate(torch_drop, seqkit_drop, 5 * args.calls, args.repeats)
-            print(f"| {shape} | {threads} | {a:.3f} | {b:.3f} | {a / b:.2f}x |", flush=True)
+        rows(str(shape), torch_drop, seqkit_drop, 5 * args.calls, args)
     print("\n| tanh, forward + backward | threads | torch.tanh ms | seqkit tanh ms | speed-up |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for shape in [(13, 96, 256), (130, 16, 512), (130, 512)]:
@@ -115,10 +117,7 @@ def main(argv=None) -> None:
         def seqkit_tanh(x=x, g=g):
             tanh(x).backward(g)
 
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            a, b = alternate(torch_tanh, seqkit_tanh, 5 * args.calls, args.repeats)
-            print(f"| {shape} | {threads} | {a:.3f} | {b:.3f} | {a / b:.2f}x |", flush=True)
+        rows(str(shape), torch_tanh, seqkit_tanh, 5 * args.calls, args)
     print("\n| dW = g^T x (M x N x K) | threads | g^T x ms | (x^T g)^T ms | speed-up |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for m, n, k in [(1995, 7999, 512), (1248, 256, 10), (130, 2048, 1024)]:
@@ -130,10 +129,7 @@ def main(argv=None) -> None:
         def swapped(g=g, x=x):
             _mm_t(x.t(), g.t()).t()
 
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            a, b = alternate(direct, swapped, args.calls if m * n * k > 1e9 else 10 * args.calls, args.repeats)
-            print(f"| {m} x {n} x {k} | {threads} | {a:.3f} | {b:.3f} | {a / b:.2f}x |", flush=True)
+        rows(f"{m} x {n} x {k}", direct, swapped, args.calls if m * n * k > 1e9 else 10 * args.calls, args)
     print(machine_line(args.threads[-1]))
 
 

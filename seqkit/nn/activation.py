@@ -1,11 +1,13 @@
 """``tanh`` for float32 CPU tensors through numpy's SIMD kernel.
 
-torch 2.11's CPU ``tanh`` kernel is slow on the project's dev machine (AMD EPYC, AVX-512): a
-(13, 96, 256) float32 tensor -- the location-aware attention's ``W q + V k + U f`` of one
-AN4 decoder step -- takes 680 us on one thread, 10x torch's own ``sigmoid`` of the same
-tensor and 13x numpy's ``np.tanh`` (53 us; ``python benchmarks/kernel_speed.py``).  The
-additive and location-aware attentions apply ``tanh`` to a (B, S, A) tensor at every decoder
-step, which made it the largest element-wise cost of the attention decoders.
+torch 2.11's CPU ``tanh`` kernel is slow on the project's dev machine (AMD EPYC, AVX-512): on
+one thread a (13, 96, 256) float32 tensor -- the location-aware attention's ``W q + V k + U f``
+of one AN4 decoder step -- took 680 us, 10x torch's own ``sigmoid`` of the same tensor and 13x
+numpy's ``np.tanh`` (53 us; a one-off check).  Forward + backward, :func:`tanh` is 4.3-5.0x
+faster than ``torch.tanh`` at the attentions' shapes on 1 thread and 2.2-2.5x on 2 threads
+(``python benchmarks/kernel_speed.py``).  The additive and location-aware attentions apply
+``tanh`` to a (B, S, A) tensor at every decoder step, which made it the largest element-wise
+cost of the attention decoders.
 
 :func:`tanh` computes the forward with ``np.tanh`` on the tensor's memory (no copy of the
 input) and the backward with torch's ``tanh_backward`` (``grad * (1 - y^2)``, which is fast).
@@ -13,8 +15,9 @@ numpy's float32 ``tanh`` is within 1.4 ulp of the exact value (torch's within 0.
 measured over 1.2e7 values from 1e-6 to 10 in scale), so results agree with ``torch.tanh``
 to float32 rounding, not bit for bit.  It falls back to ``torch.tanh``:
 
-* for tensors not on the CPU or not float32 (bf16/fp16), and for tensors with fewer than ``_MIN_NUMEL`` elements (where the autograd function's own
-  overhead outweighs the faster kernel);
+* for tensors not on the CPU or not float32 (bf16/fp16), and for tensors with fewer than
+  ``_MIN_NUMEL`` elements (where the autograd function's own overhead outweighs the faster
+  kernel);
 * under ``torch.compile`` tracing;
 * when switched off with :func:`set_fast_tanh` or ``SEQKIT_FAST_TANH=0`` in the environment
   (read once, at import).
