@@ -4,8 +4,8 @@ torch 2.11's CPU ``tanh`` kernel is slow on the project's dev machine (AMD EPYC,
 one thread a (13, 96, 256) float32 tensor -- the location-aware attention's ``W q + V k + U f``
 of one AN4 decoder step -- took 680 us, 10x torch's own ``sigmoid`` of the same tensor and 13x
 numpy's ``np.tanh`` (53 us; a one-off check).  Forward + backward, :func:`tanh` is 4.3-5.0x
-faster than ``torch.tanh`` at the attentions' shapes on 1 thread and 2.2-2.5x on 2 threads
-(``python benchmarks/kernel_speed.py``).  The additive and location-aware attentions apply
+faster than ``torch.tanh`` at the attentions' shapes on 1 thread and 2.2-3.2x on 2 threads
+(``python benchmarks/kernel_speed.py``, two runs).  The additive and location-aware attentions apply
 ``tanh`` to a (B, S, A) tensor at every decoder step, which made it the largest element-wise
 cost of the attention decoders.
 

@@ -94,9 +94,9 @@ def _mm_t(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
 
 # dW = g^T x, from the (M, N) gradient of a product with many rows M (>= this) and N > K, runs
 # faster as (x^T g)^T, where oneDNN's output features are the larger N: 1.19x / 1.34x (1 / 2
-# threads) at M 1995, N 7999, K 512, and 3.0x / 4.3x when K < 32 at any M (the location-aware
+# threads) at M 1995, N 7999, K 512, and 3.0x / 3.4-4.3x when K < 32 at any M (the location-aware
 # attention's (1248, 10) -> 256 projection); with few rows the direct order is as fast or
-# faster (``python benchmarks/kernel_speed.py``).
+# faster (``python benchmarks/kernel_speed.py``, two runs).
 _SWAP_MIN_ROWS = 512
 
 
