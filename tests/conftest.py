@@ -86,3 +86,17 @@ def run_seqkit(*args: str, input: str | None = None, check: bool = True, **kw) -
     if check and proc.returncode != 0:
         raise AssertionError(f"seqkit {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
+
+
+def spy_shapes(monkeypatch, module, name: str) -> list:
+    """Wrap ``module.name`` so that each call records the shape of its first argument (a
+    tensor); returns the list the shapes are appended to."""
+    seen: list = []
+    real = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        seen.append(tuple(args[0].shape))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return seen

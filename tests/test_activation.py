@@ -5,6 +5,8 @@ import torch
 
 from seqkit.nn import activation as A
 
+from .conftest import spy_shapes
+
 
 @pytest.fixture
 def fast():
@@ -13,21 +15,9 @@ def fast():
     A.set_fast_tanh(previous)
 
 
-def _spy(monkeypatch):
-    calls = []
-    real = A._np_tanh
-
-    def spy(x):
-        calls.append(tuple(x.shape))
-        return real(x)
-
-    monkeypatch.setattr(A, "_np_tanh", spy)
-    return calls
-
-
 def test_values_and_gradient_match_torch(fast, monkeypatch):
     torch.manual_seed(0)
-    calls = _spy(monkeypatch)
+    calls = spy_shapes(monkeypatch, A, "_np_tanh")
     x = (torch.randn(13, 96, 256) * 3).requires_grad_()
     g = torch.randn(13, 96, 256)
     y = A.tanh(x)
@@ -52,7 +42,7 @@ def test_second_derivative(fast):
 
 
 def test_non_contiguous_and_no_grad(fast, monkeypatch):
-    calls = _spy(monkeypatch)
+    calls = spy_shapes(monkeypatch, A, "_np_tanh")
     x = torch.randn(256, 64).t()  # (64, 256), not contiguous
     with torch.inference_mode():
         y = A.tanh(x)
@@ -62,7 +52,7 @@ def test_non_contiguous_and_no_grad(fast, monkeypatch):
 
 
 def test_falls_back_where_it_should(fast, monkeypatch):
-    calls = _spy(monkeypatch)
+    calls = spy_shapes(monkeypatch, A, "_np_tanh")
     small = torch.randn(10, 10)
     assert torch.equal(A.tanh(small), torch.tanh(small))  # below _MIN_NUMEL
     big = torch.randn(100, 100)

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from seqkit.nn import dense as L
 from seqkit.nn.cells import TorchGRUCell, TorchLSTMCell
 
+from .conftest import spy_shapes
+
 needs_onednn = pytest.mark.skipif(not L._AVAILABLE, reason="torch built without oneDNN")
 
 
@@ -15,19 +17,6 @@ def onednn():
     previous = L.set_onednn_linear(True)
     yield
     L.set_onednn_linear(previous)
-
-
-def _calls(monkeypatch):
-    """Count the calls that reach oneDNN's op."""
-    seen = []
-    real = torch.ops.mkldnn._linear_pointwise
-
-    def spy(*args):
-        seen.append(tuple(args[0].shape))
-        return real(*args)
-
-    monkeypatch.setattr(L, "_mm_t", lambda a, b, bias=None: spy(a, b, bias, "none", [], ""))
-    return seen, spy
 
 
 @needs_onednn
@@ -84,7 +73,7 @@ def test_oneDNN_is_used_only_where_it_pays(onednn, monkeypatch):
 
 @needs_onednn
 def test_backward_products_go_through_oneDNN(onednn, monkeypatch):
-    seen, _ = _calls(monkeypatch)
+    seen = spy_shapes(monkeypatch, L, "_mm_t")
     x = torch.randn(50, 160, requires_grad=True)
     w = torch.randn(160, 160, requires_grad=True)
     y = L.linear(x, w)
@@ -109,7 +98,7 @@ def test_weight_gradient_in_either_operand_order(onednn, monkeypatch, m, n, k, s
     x = torch.randn(m, k, requires_grad=True)
     w = torch.randn(n, k, requires_grad=True)
     g = torch.randn(m, n)
-    seen, _ = _calls(monkeypatch)
+    seen = spy_shapes(monkeypatch, L, "_mm_t")
     L.linear(x, w).backward(g)
     assert seen[-1] == ((k, m) if swapped else (n, m))  # the first operand of dW's product
     assert w.grad.shape == (n, k)
